@@ -1,0 +1,1 @@
+"""The SmsGateway24 upstream: typed client, models and a faithful simulator."""
