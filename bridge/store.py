@@ -9,9 +9,11 @@ the caller: the store never reads the clock.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +173,34 @@ class StoreUnavailable(StoreError):
     """A write failed for a passing reason (locked, disk full): retry later, nothing was changed."""
 
 
+@dataclass(frozen=True, slots=True)
+class NewSend:
+    """An accepted send (from the API, an inbound hook or a rule) to queue for the sender."""
+
+    id: str
+    source: str
+    recipients: tuple[str, ...]
+    body: str
+    device_id: int | None
+    sim: int | None
+    send_at: str | None = None
+    urgent: bool = False
+    customer_id: int | None = None
+    event_id: str | None = None
+    is_reply: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """One outbox row to create for an event: a webhook to call or a contact to tag."""
+
+    event_id: str
+    kind: str
+    target: str
+    rule: str | None
+    spec: Mapping[str, object] = field(default_factory=dict)
+
+
 class Store:
     """The bridge's SQLite database; open with `Store.open`, close with `close`."""
 
@@ -290,6 +320,31 @@ class Store:
             "INSERT INTO cursors (name, value) VALUES (?, ?) "
             "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
             (name, value),
+        )
+
+    @staticmethod
+    async def insert_send(db: aiosqlite.Connection, send: NewSend, now: float) -> None:
+        """Queue a send and one row per recipient, inside the caller's transaction."""
+        await db.execute(
+            "INSERT INTO sends (id, source, body, device_id, sim, send_at, urgent, customer_id, event_id, "
+            "is_reply, created_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (send.id, send.source, send.body, send.device_id, send.sim, send.send_at, int(send.urgent),
+             send.customer_id, send.event_id, int(send.is_reply), now),
+        )
+        await db.executemany(
+            "INSERT INTO recipients (send_id, position, number, state, next_attempt_ts, updated_ts) "
+            "VALUES (?, ?, ?, 'queued', ?, ?)",
+            [(send.id, i, number, now, now) for i, number in enumerate(send.recipients)],
+        )
+
+    @staticmethod
+    async def insert_delivery(db: aiosqlite.Connection, delivery: NewDelivery, now: float) -> None:
+        """Add one outbox row, due at once, inside the caller's transaction."""
+        await db.execute(
+            "INSERT INTO outbox (event_id, kind, target, rule, spec, next_attempt_ts, created_ts, updated_ts) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (delivery.event_id, delivery.kind, delivery.target, delivery.rule,
+             json.dumps(dict(delivery.spec), separators=(",", ":")), now, now, now),
         )
 
     # --- messages, events (poller) ------------------------------------------------------------

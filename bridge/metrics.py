@@ -1,0 +1,31 @@
+"""Prometheus metrics of one bridge instance, on a registry of its own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    """Every metric the bridge exports on `/metrics`; one instance per app."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.events = Counter("bridge_events_total", "Events emitted, by type.", ["type"], registry=r)
+        self.deliveries = Counter(
+            "bridge_deliveries_total", "Webhook delivery attempts, by target and outcome.",
+            ["target", "outcome"], registry=r,
+        )
+        self.sends = Counter("bridge_sends_total", "SMS send outcomes, by outcome.", ["outcome"], registry=r)
+        self.upstream_errors = Counter(
+            "bridge_upstream_errors_total", "Failed SmsGateway24 calls, by method and kind.",
+            ["method", "kind"], registry=r,
+        )
+        self.poll_seconds = Histogram(
+            "bridge_poll_duration_seconds", "Time one poll of the upstream took.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r,
+        )
+        self.queue_depth = Gauge("bridge_queue_depth", "Work waiting, by queue.", ["queue"], registry=r)
+        self.http_requests = Counter(
+            "bridge_http_requests_total", "HTTP API requests, by route and status.", ["route", "status"], registry=r,
+        )
