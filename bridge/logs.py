@@ -1,0 +1,143 @@
+"""Logging: one line per record as text or JSON, with the current request/event ids, and secrets redacted.
+
+Text:  `2026-11-27T10:00:00Z INFO bridge.poller: polled 3 messages event_id=evt_… request_id=req_…`
+JSON:  `{"ts": "2026-11-27T10:00:00.123Z", "level": "INFO", "logger": "bridge.poller", "msg": "…", "event_id": …}`
+Extras come from `log.info(..., extra={...})` and from `log_context(...)` blocks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime, timezone
+from types import MappingProxyType
+from typing import Any, Literal, TextIO
+
+from bridge.config import Secret
+
+LogFormat = Literal["text", "json"]
+LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
+FORMATS: tuple[str, ...] = ("text", "json")
+REDACTED = "***"
+
+_context: ContextVar[Mapping[str, Any]] = ContextVar("bridge_log_context", default=MappingProxyType({}))
+_secrets: set[str] = set()
+_STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+# Libraries whose INFO lines are noise next to the bridge's own (APScheduler logs every job run).
+_CHATTY = ("apscheduler",)
+
+
+@contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Add `fields` (e.g. request_id=…, event_id=…) to every record logged inside the block, in this task only."""
+    token = _context.set(MappingProxyType({**_context.get(), **fields}))
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def register_secrets(secrets: Iterable[Secret | str]) -> None:
+    """Make every later log line show these values as '***'."""
+    _secrets.update(_plain(s) for s in secrets)
+    _secrets.discard("")
+
+
+def redact(text: str, secrets: Iterable[Secret | str]) -> str:
+    """`text` with every occurrence of each secret value replaced by '***'."""
+    # Longest first, so a secret that contains another is replaced whole.
+    for value in sorted({_plain(s) for s in secrets if _plain(s)}, key=len, reverse=True):
+        text = text.replace(value, REDACTED)
+    return text
+
+
+def _plain(secret: Secret | str) -> str:
+    return secret.reveal() if isinstance(secret, Secret) else secret
+
+
+class ContextFilter(logging.Filter):
+    """Adds the fields of the enclosing `log_context` blocks to each record (explicit extras win)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in _context.get().items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS and not k.startswith("_")}
+
+
+def _utc(record: logging.LogRecord) -> datetime:
+    return datetime.fromtimestamp(record.created, timezone.utc)
+
+
+class TextFormatter(logging.Formatter):
+    """`TIME LEVEL logger: message key=value …`, then the traceback if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{_utc(record):%Y-%m-%dT%H:%M:%SZ} {record.levelname} {record.name}: {record.getMessage()}"
+        pairs = " ".join(f"{key}={_text_value(value)}" for key, value in _extras(record).items())
+        if pairs:
+            line = f"{line} {pairs}"
+        if record.exc_info:
+            line = f"{line}\n{self.formatException(record.exc_info)}"
+        return redact(line, _secrets)
+
+
+def _text_value(value: Any) -> str:
+    text = str(value)
+    if text and not any(c.isspace() or c in "\"=" for c in text):
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg, the extras, and `exc` for a traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = _utc(record).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        out: dict[str, Any] = {"ts": ts, "level": record.levelname, "logger": record.name,
+                               "msg": record.getMessage()}
+        for key, value in _extras(record).items():
+            out.setdefault(key, value if isinstance(value, (int, float, bool, type(None))) else str(value))
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        safe = {k: redact(v, _secrets) if isinstance(v, str) else v for k, v in out.items()}
+        return json.dumps(safe, ensure_ascii=False)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at the time of each record (so redirections and test capture work)."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> TextIO:  # type: ignore[override]
+        return sys.stderr
+
+
+def setup_logging(level: str = "info", fmt: LogFormat = "text", *, secrets: Iterable[Secret | str] = ()) -> None:
+    """Send all logging to stderr at `level` (debug, info, warning, error) as `fmt` lines; calling again replaces it."""
+    numeric = logging.getLevelNamesMapping().get(level.upper())
+    if level.lower() not in LEVELS or numeric is None:
+        raise ValueError(f"unknown log level {level!r}; one of {', '.join(LEVELS)}")
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown log format {fmt!r}; one of {', '.join(FORMATS)}")
+    register_secrets(secrets)
+    handler = _StderrHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(ContextFilter())
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(logging.NOTSET if numeric <= logging.DEBUG else logging.WARNING)
