@@ -1,0 +1,242 @@
+"""The API commands of the command line against a simulator on a free port: output, exit codes, messages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bridge.cli import main
+from bridge.gateway.simulator import SIMULATOR, Simulator, build_simulator_app, serve_simulator
+
+Write = Callable[[str], Path]
+
+
+class Sim:
+    """A simulator served on 127.0.0.1 for a command to call."""
+
+    def __init__(self, url: str, state: Simulator) -> None:
+        self.url = url
+        self.state = state
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Sim]:
+    """A standalone simulator (statuses frozen in practice: one step an hour)."""
+    app = build_simulator_app(seed=1, pace=3600)
+    async with serve_simulator(app) as url:
+        yield Sim(url, app[SIMULATOR])
+
+
+def gateway_config(write_config: Write, url: str, password: str = "demo", device: str = "device_id: 1576") -> Path:
+    """Write a config for the gateway at `url` (server off)."""
+    return write_config(f"""
+        gateway:
+          url: {url}
+          email: demo@example.com
+          password: {password}
+          {device}
+        server:
+          enabled: false
+        """)
+
+
+@pytest.fixture
+def config(write_config: Write, sim: Sim) -> Path:
+    """A config whose gateway.url points at the simulator, with the demo credentials and device 1576."""
+    return gateway_config(write_config, sim.url)
+
+
+async def cli(*argv: str | Path) -> int:
+    """Run `sms-bridge ARGV` in a worker thread (it runs its own event loop) and return the exit code."""
+    return await asyncio.to_thread(main, [str(a) for a in argv])
+
+
+async def test_send_prints_the_id_and_keeps_the_plus(config: Path, sim: Sim, capsys: pytest.CaptureFixture[str]) -> None:
+    """`send` prints the new SMS id, and the number reaches the API with its `+`."""
+    assert await cli("send", "-c", config, "--to", "+4915752982212", "--body", "Hello") == 0
+    (sent,) = sim.state.sent()
+    assert capsys.readouterr().out.split() == [str(sent["sms_id"])]
+    assert (sent["sendto"], sent["body"], sent["device_id"], sent["sim"]) == ("+4915752982212", "Hello", 1576, 0)
+
+
+async def test_send_to_several_numbers_prints_one_id_each(config: Path, sim: Sim,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`send --to A,B` makes one SMS per number and prints both ids."""
+    assert await cli("send", "-c", config, "--to", "+4915752982212,+33612345678", "--body", "Hi") == 0
+    assert capsys.readouterr().out.split() == [str(s["sms_id"]) for s in sim.state.sent()]
+    assert [s["sendto"] for s in sim.state.sent()] == ["+4915752982212", "+33612345678"]
+
+
+async def test_send_options_reach_the_api(config: Path, sim: Sim) -> None:
+    """--device-id, --sim, --at (account zone), --urgent and --customer-id are passed to addsms."""
+    code = await cli("send", "-c", config, "--to", "+4915752982212", "--body", "Later", "--device-id", "1297",
+                     "--sim", "1", "--at", "2030-01-12 02:03:39", "--urgent", "--customer-id", "55")
+    assert code == 0
+    (sent,) = sim.state.sent()
+    assert (sent["device_id"], sent["sim"], sent["timetosend"], sent["urgent"], sent["customerid"]) == (
+        1297, 1, "2030-01-12 02:03:39", True, 55)
+
+
+async def test_send_without_a_device_is_bad_input(write_config: Write, sim: Sim,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --device-id or gateway.device_id, `send` exits 1 saying so."""
+    config = gateway_config(write_config, sim.url, device="")
+    assert await cli("send", "-c", config, "--to", "+4915752982212", "--body", "Hi") == 1
+    assert "--device-id" in capsys.readouterr().err
+
+
+async def test_send_with_a_bad_time_is_bad_input(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An unreadable --at exits 1 with a hint."""
+    assert await cli("send", "-c", config, "--to", "+49", "--body", "Hi", "--at", "tomorrowish") == 1
+    assert "is not a time" in capsys.readouterr().err
+
+
+async def test_devices_lists_phones_sims_and_state(config: Path, sim: Sim, capsys: pytest.CaptureFixture[str]) -> None:
+    """`devices` shows each phone with its SIM numbers, and a phone not seen for an hour as offline."""
+    sim.state.set_device(1297, frozen=True, last_seen_ago=3600)
+    assert await cli("devices", "-c", config) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["ID", "TITLE", "LAST", "SEEN", "STATE", "SIMS"]
+    emulator, sdk = (next(line for line in lines if line.startswith(i)) for i in ("1576", "1297"))
+    assert "online" in emulator and "+15555215554" in emulator and "Android (T-Mobile)" in emulator
+    assert "offline" in sdk and "(1h ago)" in sdk
+
+
+async def test_messages_lists_incoming_and_outgoing(config: Path, sim: Sim, capsys: pytest.CaptureFixture[str]) -> None:
+    """`messages` shows a table with the sender of an incoming SMS and an outgoing one's status."""
+    in_id = sim.state.add_inbound("+33612345678", "INFO\nplease")
+    assert await cli("send", "-c", config, "--to", "+4915752982212", "--body", "Hi") == 0
+    capsys.readouterr()
+    assert await cli("messages", "-c", config) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith(str(in_id)))
+    assert row.split()[3:7] == ["in", "+33612345678", "received", "1576"] and row.endswith("INFO please")
+    assert "pending" in out
+
+
+async def test_messages_as_json_with_filters(config: Path, sim: Sim, capsys: pytest.CaptureFixture[str]) -> None:
+    """`messages --json --status received` prints a JSON list of the matching messages only."""
+    in_id = sim.state.add_inbound("+33612345678", "hello", device_id=1297)
+    assert await cli("send", "-c", config, "--to", "+4915752982212", "--body", "Hi") == 0
+    capsys.readouterr()
+    assert await cli("messages", "-c", config, "--json", "--status", "received", "--device-id", "1297") == 0
+    (only,) = json.loads(capsys.readouterr().out)
+    assert (only["id"], only["direction"], only["number"], only["status"], only["status_name"]) == (
+        in_id, "in", "+33612345678", 5, "received")
+    assert only["created_at"].endswith(("+01:00", "+02:00"))
+
+
+async def test_messages_count_prints_a_number(config: Path, sim: Sim, capsys: pytest.CaptureFixture[str]) -> None:
+    """`messages --count` prints how many messages match."""
+    sim.state.add_inbound("+33612345678", "a")
+    sim.state.add_inbound("+33612345678", "b", created_ago=3 * 86400)
+    assert await cli("messages", "-c", config, "--count") == 0
+    assert await cli("messages", "-c", config, "--count", "--all") == 0
+    assert capsys.readouterr().out.split() == ["1", "2"]
+
+
+async def test_an_unknown_status_name_is_bad_input(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`messages --status` with a name that does not exist exits 1 listing the names."""
+    assert await cli("messages", "-c", config, "--status", "lost") == 1
+    assert "delivered" in capsys.readouterr().err
+
+
+async def test_status_prints_name_and_code(config: Path, sim: Sim, capsys: pytest.CaptureFixture[str]) -> None:
+    """`status SMS_ID` prints the status name, code and description."""
+    sms_id = sim.state.add_inbound("+33612345678", "x")
+    sim.state.pin_status(sms_id, 7)
+    assert await cli("status", "-c", config, str(sms_id)) == 0
+    assert capsys.readouterr().out.strip() == f"{sms_id} delivered (7): delivered"
+
+
+async def test_tag_contact_and_newsletter_print_their_ids(config: Path, sim: Sim,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`tag add`, `contact add` and `newsletter create` print the ids the API gives."""
+    assert await cli("tag", "add", "-c", config, "Employees") == 0
+    tag_id = capsys.readouterr().out.strip()
+    assert await cli("contact", "add", "-c", config, "--tag", tag_id, "--phone", "+4917642111111",
+                     "--name", "Ann Example") == 0
+    assert int(capsys.readouterr().out) > 0
+    assert await cli("newsletter", "create", "-c", config, "--title", "News", "--tags", tag_id,
+                     "--body", "Meeting at 10", "--at", "1h") == 0
+    assert int(capsys.readouterr().out) > 0
+    assert [m.body for m in sim.state.query(begin=None, end=None, device_id=None, status=None, sim=None,
+                                            customer_id=None, phone="+4917642111111")] == ["Meeting at 10"]
+
+
+async def test_an_upstream_failure_exits_2_with_the_message(config: Path, sim: Sim,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """An HTTP 500 from the API exits 2 with the reason on stderr and no traceback."""
+    sim.state.add_fault("500", 1, ["getalldevices"], 0)
+    assert await cli("devices", "-c", config) == 2
+    err = capsys.readouterr().err
+    assert "sms-bridge: upstream: getalldevices: the gateway answered HTTP 500" in err
+    assert "Traceback" not in err
+
+
+async def test_a_refusal_exits_2_with_the_upstream_message(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An `error: 1` answer exits 2 with the upstream's own message."""
+    assert await cli("status", "-c", config, "1") == 2
+    assert "Sms not found" in capsys.readouterr().err
+
+
+async def test_wrong_credentials_exit_2(write_config: Write, sim: Sim, capsys: pytest.CaptureFixture[str]) -> None:
+    """A refused password exits 2 with the upstream's message and never prints the password."""
+    config = gateway_config(write_config, sim.url, password="hunter2-wrong")
+    assert await cli("devices", "-c", config) == 2
+    err = capsys.readouterr().err
+    assert "Login or password incorrect" in err and "hunter2" not in err
+
+
+async def test_an_unreachable_gateway_exits_2(write_config: Write, capsys: pytest.CaptureFixture[str]) -> None:
+    """A gateway nobody listens on exits 2 saying it cannot connect."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = gateway_config(write_config, f"http://127.0.0.1:{port}")
+    assert await cli("devices", "-c", config) == 2
+    assert "cannot connect" in capsys.readouterr().err
+
+
+async def test_the_in_process_simulator_is_refused_with_a_hint(write_config: Write,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """With gateway.simulator set the API commands exit 1 pointing at `sms-bridge simulate`."""
+    config = write_config("""
+        gateway:
+          simulator: true
+        server:
+          enabled: false
+        """)
+    assert await cli("devices", "-c", config) == 1
+    assert "sms-bridge simulate" in capsys.readouterr().err
+
+
+async def test_simulate_serves_the_api_until_interrupted() -> None:
+    """`sms-bridge simulate` answers gettoken on its port and exits 0 on Ctrl-C."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bridge", "simulate", "--port", str(port), "--timezone", "Asia/Kolkata",
+        "--email", "me@example.com", "--password", "pw", "--pace", "500ms",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        banner = await asyncio.wait_for(process.stdout.readline(), 20)  # type: ignore[union-attr]
+        assert f"http://127.0.0.1:{port}" in banner.decode()
+        async with aiohttp.ClientSession() as session:
+            form = {"email": "me@example.com", "pass": "pw"}
+            async with session.post(f"http://127.0.0.1:{port}/getdata/gettoken", data=form) as response:
+                assert (await response.json())["error"] == 0
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 0, err.decode()
