@@ -8,10 +8,6 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE_CONFIG = REPO / "rules.yaml.example"
-
-
 @pytest.fixture
 def write_config(tmp_path: Path) -> Callable[[str], Path]:
     """Writes YAML text (dedented, so line 1 is the first line after the opening quotes) to tmp_path/rules.yaml."""

@@ -18,7 +18,7 @@ from bridge.config import (
     SimulatorConfig,
     load_config,
 )
-from conftest import EXAMPLE_CONFIG
+from repo_paths import EXAMPLE_CONFIG
 
 WriteConfig = Callable[[str], Path]
 

@@ -1,0 +1,266 @@
+"""The poller: windows of getallsms and getalldevices -> observations for the pipeline, on a schedule.
+
+One poll (`poll_once`):
+1. The window starts at the cursor `poll.begin`: the newest `created` seen minus `poll.overlap`, so a
+   message stored upstream late, with a `created` up to `overlap` behind the newest one seen, is
+   still picked up. Dates travel as aware datetimes; the client writes them in the account's zone.
+2. Outgoing messages still in flight (1, 3, 2, 6) and younger than `poll.lookback` are followed: those
+   created before the window are asked for one by one with getsmsstatus when there are at most
+   `FEW_STATUS_CHECKS`, else the one getallsms window is widened back to the oldest of them. The cost
+   of a poll follows new and in-flight messages, never the total history. A message getsmsstatus
+   refuses (deleted upstream) is no longer asked for, so it cannot block every poll.
+3. Everything seen, the waiting messages past `poll.stuck_after`, and the advanced cursor go to
+   `Pipeline.record` as one transaction: the cursor only moves together with the events it covers.
+
+First start (no cursor): the first window starts `poll.backfill` (default 0) before now, minus the
+overlap. Messages of that first window created before `now - backfill` are recorded as seen without
+events (no flood of old messages); every message that first appears in a later poll is new, whatever
+its `created` says. Outgoing messages in flight before the first start are not followed unless the
+bridge submitted them. The bridge's clock must agree with the upstream's within `poll.overlap`.
+
+Failures of the upstream (UpstreamUnavailable, AuthError, ApiError) back off exponentially from
+`poll.interval` up to `BACKOFF_CAP`; scheduled runs are skipped meanwhile. An outage is logged once
+when it starts and once when it ends; `health()` turns degraded after `poll.unhealthy_after`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bridge.config import Config
+from bridge.gateway.client import GatewayClient
+from bridge.gateway.errors import ApiError, AuthError, GatewayError
+from bridge.gateway.models import Status
+from bridge.metrics import Metrics
+from bridge.pipeline import DeviceSeen, Observation, Pipeline, SmsSeen, StatusSeen, StuckSuspected
+from bridge.store import Store, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+CURSOR = "poll.begin"
+FEW_STATUS_CHECKS = 5
+BACKOFF_CAP = 120.0
+
+_WAITING = frozenset({int(Status.PENDING), int(Status.QUEUED), int(Status.TAKEN)})
+
+
+@dataclass(frozen=True, slots=True)
+class PollerHealth:
+    """How the polling goes: last success, since when it fails (None: it does not), the last error, degraded."""
+
+    last_success_ts: float | None
+    failing_since: float | None
+    last_error: str | None
+    degraded: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    """What one poll or device check did: ok, messages or devices fetched, new events recorded."""
+
+    ok: bool
+    fetched: int = 0
+    events: int = 0
+
+
+@dataclass(slots=True)
+class _Outage:
+    """Failures of one job in a row: when they started, when the next run is allowed, the last error."""
+
+    failures: int = 0
+    since: float | None = None
+    retry_at: float = 0.0
+    last_error: str | None = None
+
+
+class Poller:
+    """Polls the upstream for new messages, status changes and device health, and records them."""
+
+    def __init__(self, config: Config, store: Store, gateway: GatewayClient, pipeline: Pipeline,
+                 metrics: Metrics, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.poll = config.poll
+        self.store = store
+        self.gateway = gateway
+        self.pipeline = pipeline
+        self.metrics = metrics
+        self.clock = clock
+        self._last_success: float | None = None
+        self._outages = {"poll": _Outage(), "devices": _Outage()}
+        self._devices_checked = False
+        self._unknown_upstream: set[int] = set()  # ids getsmsstatus refused: not asked again
+
+    # --- one poll ---------------------------------------------------------------------------
+
+    async def poll_once(self) -> PollResult:
+        """Fetch new messages and in-flight statuses once and record them; upstream failures are absorbed."""
+        started = time.monotonic()
+        now = self.clock()
+        try:
+            result = await self._poll(now)
+        except (GatewayError, StoreUnavailable) as exc:
+            self._failed("poll", "getallsms", exc, now)
+            return PollResult(ok=False)
+        finally:
+            self.metrics.poll_seconds.observe(time.monotonic() - started)
+        self._succeeded("poll", now)
+        return result
+
+    async def _poll(self, now: float) -> PollResult:
+        stored = await self.store.get_cursor(CURSOR)
+        first = stored is None
+        start = now - self.poll.backfill
+        begin = start - self.poll.overlap if stored is None else float(stored)
+        in_flight = await self.store.open_outgoing(now - self.poll.lookback)
+        behind = [row for row in in_flight if row["created_ts"] < begin and row["id"] not in self._unknown_upstream]
+        window = begin
+        if len(behind) > FEW_STATUS_CHECKS:
+            window, behind = min(row["created_ts"] for row in behind), []
+        messages = await self.gateway.get_all_sms(begin=_utc(window))
+        observations: list[Observation] = [
+            SmsSeen(sms, history=first and sms.created.timestamp() < start) for sms in messages
+        ]
+        for row in behind:
+            status = await self._status_of(row["id"])
+            if status is not None:
+                observations.append(status)
+        observations += [StuckSuspected(row["id"]) for row in in_flight if self._stuck(row, now)]
+        newest = max((sms.created.timestamp() for sms in messages), default=None)
+        cursor = begin if newest is None else max(begin, newest - self.poll.overlap)
+        if not observations and repr(cursor) == stored:
+            return PollResult(ok=True)  # idle: nothing to write
+        recorded = await self.pipeline.record(observations, cursors={CURSOR: repr(cursor)})
+        if recorded.events:
+            log.info("poll: %d messages fetched, %d new events", len(messages), len(recorded.events))
+        return PollResult(ok=True, fetched=len(messages), events=len(recorded.events))
+
+    async def _status_of(self, sms_id: int) -> StatusSeen | None:
+        """The status of one message; one the upstream refuses to know (deleted) is not asked for again."""
+        try:
+            info = await self.gateway.get_sms_status(sms_id)
+        except ApiError as exc:
+            # One such message must not fail every poll until it leaves the lookback.
+            log.warning("getsmsstatus refused message %d (%s); no longer following its status", sms_id, exc)
+            self._unknown_upstream.add(sms_id)
+            return None
+        return StatusSeen(info.sms_id, info.status)
+
+    def _stuck(self, row: sqlite3.Row, now: float) -> bool:
+        """True when an in-flight message is still waiting (1, 3, 2) `stuck_after` past when it was due."""
+        if row["status"] not in _WAITING or row["stuck_reported"]:
+            return False
+        due = max(row["created_ts"], row["due_ts"] or 0.0)
+        return now - due >= self.poll.stuck_after
+
+    # --- devices ------------------------------------------------------------------------------
+
+    async def check_devices(self) -> PollResult:
+        """Fetch the devices once: store them (titles, SIM numbers) and record online/offline changes."""
+        now = self.clock()
+        try:
+            devices = await self.gateway.get_all_devices()
+            limit = self.poll.device_offline_after
+            observations = [
+                DeviceSeen(d, d.last_seen is not None and now - d.last_seen.timestamp() <= limit) for d in devices
+            ]
+            recorded = await self.pipeline.record(observations)
+        except (GatewayError, StoreUnavailable) as exc:
+            self._failed("devices", "getalldevices", exc, now)
+            return PollResult(ok=False)
+        self._devices_checked = True
+        self._succeeded("devices", now)
+        return PollResult(ok=True, fetched=len(devices), events=len(recorded.events))
+
+    # --- health and backoff -------------------------------------------------------------------
+
+    def health(self) -> PollerHealth:
+        """The poller's health; degraded once polling has failed for `poll.unhealthy_after`."""
+        outage = self._outages["poll"]
+        degraded = outage.since is not None and self.clock() - outage.since >= self.poll.unhealthy_after
+        return PollerHealth(self._last_success, outage.since, outage.last_error, degraded)
+
+    def backing_off(self, job: str = "poll") -> bool:
+        """True while `job` ("poll" or "devices") waits out its backoff after failures."""
+        return self.clock() < self._outages[job].retry_at
+
+    def _failed(self, job: str, method: str, exc: Exception, now: float) -> None:
+        outage = self._outages[job]
+        quiet = self._failing_since() is None
+        outage.failures += 1
+        outage.last_error = _describe(exc)
+        if outage.since is None:
+            outage.since = now
+        interval = self.poll.interval if job == "poll" else self.poll.devices_interval
+        delay = min(max(BACKOFF_CAP, interval), interval * 2 ** min(outage.failures - 1, 16))
+        # Runs come every `interval`: half an interval of slack lets the run due at `delay` go ahead.
+        outage.retry_at = now + delay - interval / 2
+        if isinstance(exc, GatewayError):
+            self.metrics.upstream_errors.labels(method=method, kind=type(exc).__name__).inc()
+        if quiet:
+            what = "the database" if isinstance(exc, StoreUnavailable) else f"upstream {method}"
+            log.warning("%s failed; %s retries with backoff until it works again: %s", what, job, outage.last_error)
+
+    def _succeeded(self, job: str, now: float) -> None:
+        outage = self._outages[job]
+        if job == "poll":
+            self._last_success = now
+        if outage.since is None:
+            return
+        since = self._failing_since()
+        self._outages[job] = _Outage()
+        if self._failing_since() is None and since is not None:
+            log.info("upstream works again after %.0f s; polling resumes where it stopped, nothing is missed",
+                     now - since)
+
+    def _failing_since(self) -> float | None:
+        """When the current outage began (the earliest failing job), or None when nothing fails."""
+        return min((o.since for o in self._outages.values() if o.since is not None), default=None)
+
+    # --- schedule -----------------------------------------------------------------------------
+
+    def schedule(self, scheduler: AsyncIOScheduler) -> None:
+        """Add the poll job (every poll.interval, first run now; it checks the devices first) and the device
+        check job (every poll.devices_interval); each runs one at a time and late runs coalesce."""
+        for job_id, run, every, first in (
+            ("poll", self.run_scheduled_poll, self.poll.interval, datetime.now(timezone.utc)),
+            ("devices", self.run_scheduled_devices, self.poll.devices_interval, None),
+        ):
+            options = {"next_run_time": first} if first is not None else {}
+            scheduler.add_job(
+                run, "interval", seconds=every, id=f"bridge-{job_id}", name=f"bridge {job_id}",
+                max_instances=1, coalesce=True, misfire_grace_time=max(1, math.ceil(every)),
+                replace_existing=True, **options,
+            )
+
+    async def run_scheduled_poll(self) -> None:
+        """The scheduled poll: skipped while backing off; the first one learns the devices' numbers first."""
+        if self.backing_off("poll"):
+            return
+        if not self._devices_checked and not self.backing_off("devices"):
+            await self.check_devices()
+        await self.poll_once()
+
+    async def run_scheduled_devices(self) -> None:
+        """The scheduled device check: skipped while backing off."""
+        if not self.backing_off("devices"):
+            await self.check_devices()
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, timezone.utc)
+
+
+def _describe(exc: Exception) -> str:
+    """An error for logs and health: its kind and message (the client's messages carry no secrets)."""
+    if isinstance(exc, AuthError):
+        return f"credentials refused: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+

@@ -1,0 +1,48 @@
+"""Fixtures for the poller, pipeline and push path: simulators on 127.0.0.1 and bridge harnesses around them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import aiohttp
+import pytest
+from poller_support import EMAIL, HOOK_SECRET, PASSWORD, TEST_POLL, Harness, MakeHarness
+
+from bridge.config import Config, GatewayConfig, PollConfig, RuleConfig, SafetyConfig, Secret
+from bridge.gateway.simulator import SIMULATOR, build_simulator_app, serve_simulator
+
+
+@pytest.fixture
+async def make_harness(tmp_path: Path) -> AsyncIterator[MakeHarness]:
+    """Builds harnesses: `await make_harness(timezone=..., poll=..., rules=..., pace=...)`; all closed at the end."""
+    async with AsyncExitStack() as stack:
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        built: list[Harness] = []
+
+        async def make(*, timezone: str = "Europe/Paris", poll: PollConfig = TEST_POLL,
+                       rules: tuple[RuleConfig, ...] = (), safety: SafetyConfig = SafetyConfig(),
+                       pace: float = 60.0, webhook_secret: str | None = HOOK_SECRET, timeout: float = 5.0) -> Harness:
+            app = build_simulator_app(timezone=timezone, email=EMAIL, password=PASSWORD, pace=pace, seed=7)
+            url = await stack.enter_async_context(serve_simulator(app))
+            gateway = GatewayConfig(email=EMAIL, password=Secret(PASSWORD), timezone=timezone, device_id=1576,
+                                    webhook_secret=Secret(webhook_secret) if webhook_secret else None,
+                                    timeout=timeout)
+            config = Config(gateway=gateway, poll=poll, rules=rules, safety=safety)
+            harness = Harness(app[SIMULATOR], url, session, config, tmp_path / f"bridge{len(built)}.db")
+            await harness.open()
+            built.append(harness)
+            return harness
+
+        try:
+            yield make
+        finally:
+            for harness in built:
+                await harness.store.close()
+
+
+@pytest.fixture
+async def bridge(make_harness: MakeHarness) -> Harness:
+    """A bridge on a Europe/Paris account with no rules."""
+    return await make_harness()

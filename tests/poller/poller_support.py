@@ -1,0 +1,103 @@
+"""Test support for the poller lane: a bridge harness (store, pipeline, poller) around a simulator on 127.0.0.1.
+
+The harness's clock is the simulator's own clock, so a test moves time for both sides at once with
+`advance()` (statuses walk, devices age, cursors and stuck timers move) and never sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bridge.config import Config, PollConfig
+from bridge.gateway.client import GatewayClient
+from bridge.gateway.models import OutgoingSms
+from bridge.gateway.simulator import Simulator
+from bridge.metrics import Metrics
+from bridge.pipeline import Pipeline
+from bridge.poller import Poller
+from bridge.rules import Router
+from bridge.store import Store
+from bridge.templating import TemplateEngine
+
+EMAIL, PASSWORD, HOOK_SECRET = "demo@example.com", "demo", "hook-s3cret"
+# Small, round durations: tests step the shared clock across them explicitly.
+TEST_POLL = PollConfig(interval=10, lookback=3600, overlap=60, backfill=0, devices_interval=30,
+                       device_offline_after=600, stuck_after=900, unhealthy_after=300)
+
+
+@dataclass
+class Harness:
+    """One simulated account and one bridge (store, pipeline, poller) polling it over HTTP."""
+
+    sim: Simulator
+    url: str
+    session: aiohttp.ClientSession
+    config: Config
+    path: Path
+    store: Store = field(init=False)
+    pipeline: Pipeline = field(init=False)
+    poller: Poller = field(init=False)
+    metrics: Metrics = field(init=False)
+
+    def clock(self) -> float:
+        """Now, on the clock the simulator and the bridge share."""
+        return self.sim.now()
+
+    async def open(self) -> None:
+        """Open the store and build the pipeline and poller (as a bridge start does)."""
+        self.store = await Store.open(self.path)
+        self.metrics = Metrics()
+        router = Router.compile(self.config.rules, TemplateEngine(None), self.config.gateway.timezone)
+        self.pipeline = Pipeline(self.store, router, self.config.safety, self.metrics, self.clock)
+        gateway = GatewayClient(self.session, self.url, email=EMAIL, password=PASSWORD,
+                                account_tz=self.config.gateway.timezone, timeout=self.config.gateway.timeout)
+        self.poller = Poller(self.config, self.store, gateway, self.pipeline, self.metrics, self.clock)
+
+    async def restart(self) -> None:
+        """Close the store and start a fresh bridge on the same database file."""
+        await self.store.close()
+        await self.open()
+
+    def advance(self, seconds: float) -> None:
+        """Move the shared clock forward."""
+        self.sim.advance(seconds)
+
+    async def control(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST to one of the simulator's control endpoints and return its JSON answer."""
+        async with self.session.post(f"{self.url}/simulator/{path}", json=body) as response:
+            assert response.status == 200, await response.text()
+            return await response.json()
+
+    async def inbound(self, sender: str = "+4917642111111", body: str = "hello", **extra: Any) -> int:
+        """Make the phone receive an SMS; returns its upstream id."""
+        return (await self.control("inbound", {"from": sender, "body": body, **extra}))["sms_id"]
+
+    async def submit(self, to: str = "+4917642111111", body: str = "Your code is 1234", *,
+                     device_id: int = 1576, recorded: bool = True, at: datetime | None = None) -> int:
+        """Send an SMS through the upstream; `recorded` stores it as the bridge's sender does (else: another tool's)."""
+        sms_id = await self.poller.gateway.add_sms(OutgoingSms(to, body, device_id, time_to_send=at))
+        if recorded:
+            due = at.timestamp() if at is not None else None
+            async with self.store.transaction() as db:
+                await Store.record_submitted(db, sms_id, to, body, device_id, 0, None, self.clock(), due)
+        return sms_id
+
+    async def events(self, type_: str | None = None) -> list[dict[str, Any]]:
+        """Every recorded event's JSON, oldest first (only `type_` when given)."""
+        rows = await self.store.fetch_all("SELECT type, payload FROM events ORDER BY rowid")
+        return [json.loads(row["payload"]) for row in rows if type_ is None or row["type"] == type_]
+
+    async def calls(self, method: str) -> int:
+        """How many times the bridge called one upstream method."""
+        async with self.session.get(f"{self.url}/simulator/stats") as response:
+            return (await response.json())["calls"].get(method, 0)
+
+
+MakeHarness = Callable[..., Awaitable[Harness]]

@@ -1,0 +1,131 @@
+"""Inbound SMS: each one becomes exactly one `sms.received`, across restarts, zones and first starts."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from poller_support import TEST_POLL, Harness, MakeHarness
+
+from bridge.poller import CURSOR
+
+
+async def test_new_inbound_sms_gives_one_received_event(bridge: Harness) -> None:
+    """An SMS that arrives after the first poll is emitted once as sms.received with its sender and text."""
+    await bridge.poller.poll_once()
+    sms_id = await bridge.inbound("+4917642111111", "INFO please", device_id=1297)
+    bridge.advance(10)
+    await bridge.poller.poll_once()
+    (event,) = await bridge.events()
+    assert event["type"] == "sms.received"
+    assert event["sms"]["id"] == sms_id
+    assert event["sms"]["from"] == "+4917642111111"
+    assert event["sms"]["body"] == "INFO please"
+    assert event["sms"]["status"] == 5 and event["sms"]["device_id"] == 1297
+
+
+async def test_received_event_names_the_receiving_sim_once_devices_are_known(bridge: Harness) -> None:
+    """With getalldevices known, `to` is the number of the single-SIM device that received the SMS."""
+    await bridge.poller.check_devices()
+    await bridge.poller.poll_once()
+    await bridge.inbound(device_id=1297)
+    await bridge.poller.poll_once()
+    (event,) = await bridge.events()
+    assert event["sms"]["to"] == "+4915900000002"
+
+
+async def test_polling_again_repeats_nothing(bridge: Harness) -> None:
+    """Later polls whose overlap window still covers a message emit nothing for it again."""
+    await bridge.poller.poll_once()
+    await bridge.inbound()
+    for _ in range(3):
+        await bridge.poller.poll_once()
+        bridge.advance(5)
+    assert len(await bridge.events()) == 1
+
+
+async def test_restart_repeats_nothing(bridge: Harness) -> None:
+    """A new store and poller on the same database file emit nothing already emitted."""
+    await bridge.poller.poll_once()
+    await bridge.inbound()
+    await bridge.poller.poll_once()
+    await bridge.restart()
+    await bridge.poller.poll_once()
+    await bridge.inbound(body="after restart")
+    await bridge.poller.poll_once()
+    assert [e["sms"]["body"] for e in await bridge.events()] == ["hello", "after restart"]
+
+
+async def test_message_stored_late_behind_the_newest_is_picked_up(bridge: Harness) -> None:
+    """An SMS whose `created` is behind the newest one seen, but within poll.overlap, is not missed."""
+    await bridge.poller.poll_once()
+    await bridge.inbound(body="newest")
+    await bridge.poller.poll_once()
+    await bridge.inbound(body="late", created_ago=TEST_POLL.overlap - 15)
+    await bridge.poller.poll_once()
+    assert [e["sms"]["body"] for e in await bridge.events()] == ["newest", "late"]
+
+
+@pytest.mark.parametrize("zone", ["Europe/Paris", "America/Sao_Paulo", "Asia/Kolkata"])
+async def test_no_message_is_lost_in_the_account_zone(make_harness: MakeHarness, zone: str) -> None:
+    """In an account zone behind, ahead of or half an hour off UTC, every new SMS (late ones too) is emitted."""
+    bridge = await make_harness(timezone=zone)
+    await bridge.poller.poll_once()
+    bodies = []
+    for step in range(3):
+        bridge.advance(30)
+        await bridge.inbound(body=f"now {step}")
+        await bridge.inbound(body=f"late {step}", created_ago=40)
+        bodies += [f"now {step}", f"late {step}"]
+        await bridge.poller.poll_once()
+    events = await bridge.events()
+    assert sorted(e["sms"]["body"] for e in events) == sorted(bodies)
+    created = datetime.fromisoformat(events[0]["sms"]["created_at"])
+    assert created.utcoffset() == ZoneInfo(zone).utcoffset(created.replace(tzinfo=None))
+
+
+async def test_first_start_on_a_busy_account_emits_no_history(bridge: Harness) -> None:
+    """Messages that existed before the very first poll are recorded as seen, without events."""
+    await bridge.control("bulk_history", {"count": 2000, "days": 2, "end_ago": 1})
+    await bridge.inbound(body="just before the start", created_ago=5)
+    first = await bridge.poller.poll_once()
+    assert first.ok and first.fetched > 0 and first.events == 0
+    await bridge.inbound(body="after the start")
+    await bridge.poller.poll_once()
+    assert [e["sms"]["body"] for e in await bridge.events()] == ["after the start"]
+
+
+async def test_backfill_emits_only_the_configured_stretch_of_history(make_harness: MakeHarness) -> None:
+    """With poll.backfill, the first poll emits the messages of that stretch and nothing older."""
+    bridge = await make_harness(poll=replace(TEST_POLL, backfill=600))
+    await bridge.inbound(body="older", created_ago=900)
+    await bridge.inbound(body="recent", created_ago=300)
+    await bridge.poller.poll_once()
+    assert [e["sms"]["body"] for e in await bridge.events()] == ["recent"]
+
+
+async def test_cursor_does_not_pass_the_newest_message_minus_overlap(bridge: Harness) -> None:
+    """The stored cursor is the newest `created` seen minus poll.overlap, so the next window overlaps."""
+    await bridge.poller.poll_once()
+    bridge.advance(30)
+    await bridge.inbound()
+    await bridge.poller.poll_once()
+    (event,) = await bridge.events()
+    created = datetime.fromisoformat(event["sms"]["created_at"]).timestamp()
+    assert float(await bridge.store.get_cursor(CURSOR)) == created - TEST_POLL.overlap
+
+
+async def test_nothing_is_lost_across_the_autumn_clock_change(bridge: Harness) -> None:
+    """Through the repeated hour of a DST change (ambiguous local dates both ways), every SMS is emitted once."""
+    change = datetime(2027, 10, 31, 1, 0, tzinfo=ZoneInfo("UTC")).timestamp()  # 03:00 CEST -> 02:00 CET
+    bridge.advance(change - 5400 - bridge.clock())
+    await bridge.poller.poll_once()
+    bodies = []
+    for step in range(18):  # three hours, every ten minutes
+        bridge.advance(600)
+        await bridge.inbound(body=f"at {step}")
+        bodies.append(f"at {step}")
+        await bridge.poller.poll_once()
+    assert sorted(e["sms"]["body"] for e in await bridge.events()) == sorted(bodies)

@@ -1,0 +1,55 @@
+"""Scheduling: the poller's jobs on APScheduler, and events flowing when the scheduler runs them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from poller_support import TEST_POLL, Harness, MakeHarness
+
+from bridge.poller import CURSOR
+
+
+async def test_schedule_adds_a_poll_job_and_a_device_job(bridge: Harness) -> None:
+    """schedule() adds the poll (every poll.interval) and the device check (poll.devices_interval), one at a time."""
+    scheduler = AsyncIOScheduler()
+    bridge.poller.schedule(scheduler)
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    assert set(jobs) == {"bridge-poll", "bridge-devices"}
+    assert jobs["bridge-poll"].trigger.interval.total_seconds() == TEST_POLL.interval
+    assert jobs["bridge-devices"].trigger.interval.total_seconds() == TEST_POLL.devices_interval
+    for job in jobs.values():
+        assert (job.max_instances, job.coalesce) == (1, True)
+        assert job.misfire_grace_time >= 1
+
+
+async def _until(condition: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    """Wait until `condition()` (a coroutine function) is true, failing after `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while not await condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_running_scheduler_turns_new_sms_into_events(make_harness: MakeHarness) -> None:
+    """With the scheduler running on a short interval, a new SMS becomes an event without any direct call."""
+    bridge = await make_harness(poll=replace(TEST_POLL, interval=0.05, devices_interval=0.05))
+    scheduler = AsyncIOScheduler()
+    bridge.poller.schedule(scheduler)
+    scheduler.start()
+    try:
+        await _until(lambda: _has_cursor(bridge))
+        await bridge.inbound(body="scheduled")
+        await _until(lambda: _has_events(bridge))
+    finally:
+        scheduler.shutdown(wait=False)
+    assert [e["sms"]["body"] for e in await bridge.events()] == ["scheduled"]
+
+
+async def _has_cursor(bridge: Harness) -> bool:
+    return await bridge.store.get_cursor(CURSOR) is not None
+
+
+async def _has_events(bridge: Harness) -> bool:
+    return bool(await bridge.events())
