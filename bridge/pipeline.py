@@ -286,10 +286,10 @@ class Pipeline:
             batch = await self._judge(db, observations, now)
             await self._write_state(db, batch)
             events = await self._new_events(db, batch.events, now)
-            sends, deliveries = await self._act(db, events, batch, now)
+            sends, deliveries, routed = await self._act(db, events, batch, now)
             for name, value in (cursors or {}).items():
                 await Store.set_cursor(db, name, value)
-        self._after_commit(events, sends, deliveries)
+        self._after_commit(events, routed, sends, deliveries)
         return Recorded(tuple(events), sends, deliveries)
 
     async def _judge(self, db: aiosqlite.Connection, observations: Sequence[Observation], now: float) -> _Batch:
@@ -332,9 +332,14 @@ class Pipeline:
         )
         return fresh
 
-    async def _act(self, db: aiosqlite.Connection, events: list[Event], batch: _Batch, now: float) -> tuple[int, int]:
-        """Apply the keyword safety and the routed actions of each new event; returns (sends, deliveries) queued."""
+    async def _act(self, db: aiosqlite.Connection, events: list[Event], batch: _Batch,
+                   now: float) -> tuple[int, int, list[tuple[Event, tuple[PlannedAction, ...]]]]:
+        """Apply the keyword safety and the routed actions of each new event.
+
+        Returns the sends and deliveries queued, and each event with its planned actions.
+        """
         sends = deliveries = 0
+        routed: list[tuple[Event, tuple[PlannedAction, ...]]] = []
         own_numbers = [n for numbers in batch.numbers.values() for n in numbers if n]
         for event in events:
             if event.type is EventType.RECEIVED and event.sms is not None and event.sms.sender:
@@ -344,11 +349,12 @@ class Pipeline:
             except Exception:  # a routing bug must not block every later event behind this one
                 log.exception("routing failed; the event is recorded without actions", extra={"event_id": event.id})
                 continue
+            routed.append((event, actions))
             for index, action in enumerate(actions):
                 queued = await self._apply(db, event, index, action, own_numbers, now)
                 sends += queued == "send"
                 deliveries += queued == "delivery"
-        return sends, deliveries
+        return sends, deliveries, routed
 
     async def _keywords(self, db: aiosqlite.Connection, sms: SmsFacts, now: float) -> None:
         """The opt-out / opt-in keywords of `safety` (as checks.is_opt_out / is_opt_in read them)."""
@@ -407,13 +413,29 @@ class Pipeline:
             await Store.note_reply(db, action.rule, number, now)
         return None
 
-    def _after_commit(self, events: Iterable[Event], sends: int, deliveries: int) -> None:
+    def _after_commit(self, events: Iterable[Event], routed: list[tuple[Event, tuple[PlannedAction, ...]]],
+                      sends: int, deliveries: int) -> None:
+        for event, actions in routed:
+            log.info("%s: %s", event.type, describe(event, actions), extra={"event_id": event.id})
         for kind, count in Counter(event.type for event in events).items():
             self.metrics.events.labels(type=str(kind)).inc(count)
         if sends and self.on_sends is not None:
             self.on_sends()
         if deliveries and self.on_deliveries is not None:
             self.on_deliveries()
+
+
+def describe(event: Event, actions: Sequence[PlannedAction]) -> str:
+    """One log line's worth of an event and what the rules made of it."""
+    if event.sms is not None:
+        sms = event.sms
+        what = f"sms {sms.id} from {sms.sender} to {sms.recipient}: {sms.body[:60]!r} ({sms.status.label})"
+    elif event.device is not None:
+        what = f"device {event.device.id} {event.device.title!r}"
+    else:
+        what = event.id
+    rules = sorted({a.rule for a in actions})
+    return f"{what} -> rules: {', '.join(rules)}" if rules else f"{what} -> no rule"
 
 
 def _send_id(event: Event, index: int) -> str:

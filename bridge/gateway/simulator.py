@@ -136,7 +136,8 @@ class Simulator:
         self._by_customer: dict[int, list[_Message]] = {}
         self._sent: list[_Message] = []
         self._next_id = FIRST_SMS_ID
-        self._tags: dict[int, _Tag] = {}
+        # The reference's example tag exists from the start, so example configs can tag into it.
+        self._tags: dict[int, _Tag] = {FIRST_TAG_ID: _Tag(FIRST_TAG_ID, "Customers")}
         self._next_contact = FIRST_CONTACT_ID
         self._pakets: dict[int, _Paket] = {}
         self._faults: list[_Fault] = []

@@ -172,7 +172,7 @@ async def test_tags_contacts_and_newsletters_are_saved(client: GatewayClient) ->
     tag_id = await client.save_tag("Employees")
     contact_id = await client.save_contact("+4917642111111", tag_id, "Ann Example")
     paket_id = await client.save_paket("Team news", 1576, "Meeting at 10", [tag_id])
-    assert tag_id == 8303 and contact_id > 15954765 and paket_id is not None
+    assert tag_id == 8304 and contact_id > 15954765 and paket_id is not None
     (sms,) = await client.get_all_sms()
     assert (sms.number, sms.body, sms.paket_id) == ("+4917642111111", "Meeting at 10", paket_id)
 
