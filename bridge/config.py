@@ -341,6 +341,9 @@ def _parse_yaml(ctx: _Ctx, raw: bytes) -> _Val | None:
         return None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        ctx.issue(1, "", "the document is nested too deeply")
+        return None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         ctx.issue(mark.line + 1 if mark else 1, "", f"YAML syntax error: {exc.problem or exc.context}")
@@ -601,6 +604,8 @@ def _rate(ctx: _Ctx, v: _Val, path: str) -> Any:
         return ctx.issue(v.line, path, f"bad rate {_shown(v)} (use COUNT/DURATION, e.g. 20/5m or 50/1s)")
     count, number, unit, bare_unit = m.groups()
     per = _seconds(number, unit or bare_unit)
+    if len(count) > 18:  # also keeps int() below Python's limit on digits
+        return ctx.issue(v.line, path, f"bad rate {_shown(v)}: the count is too large")
     if int(count) == 0 or per == 0:
         return ctx.issue(v.line, path, f"bad rate {_shown(v)}: count and duration must be more than 0")
     return Rate(int(count), per)
@@ -611,7 +616,10 @@ def _http_url(ctx: _Ctx, v: _Val, path: str) -> Any:
     value = _string(ctx, v, path)
     if value is _BAD:
         return _BAD
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. an unclosed `[` of an IPv6 host
+        return ctx.issue(v.line, path, "must be an http:// or https:// URL with a host")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return ctx.issue(v.line, path, "must be an http:// or https:// URL with a host")
     return value
@@ -669,7 +677,7 @@ def _regex(ctx: _Ctx, v: _Val, path: str) -> Any:
         return _BAD
     try:
         re.compile(value)
-    except re.error as exc:
+    except (re.error, OverflowError, RecursionError) as exc:  # a huge repeat count, or nesting too deep
         return ctx.issue(v.line, path, f"bad regex: {exc}")
     return value
 
@@ -828,7 +836,12 @@ def _config(ctx: _Ctx, root: _Val, source: Path) -> Config | None:
             ctx.issue(child.line, key, f"unknown section{_hint(key, _SECTIONS)}")
     section: dict[str, _Val] = {k: v for k, v in root.data.items() if k in _SECTIONS and v.data is not None}
     templates_dir = _templates_dir(ctx, section.get("templates_dir"))
-    ctx.engine = TemplateEngine(templates_dir)
+    try:
+        ctx.engine = TemplateEngine(templates_dir)
+    except OSError as exc:  # e.g. a name too long for the filesystem
+        ctx.issue(_key_line(root, "templates_dir", root.line), "templates_dir",
+                  f"cannot use this directory: {exc.strerror or exc}")
+        ctx.engine = TemplateEngine(None)
     webhooks = _named(ctx, section.get("webhooks"), "webhooks", _webhook)
     ctx.webhook_names = frozenset(webhooks)
     config = Config(

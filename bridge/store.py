@@ -502,11 +502,14 @@ class Store:
     ) -> list[sqlite3.Row]:
         """Up to `limit` pending rows of a lane due at `now`, oldest first, with their event's `payload`."""
         lane, params = self._lane_filter(kind, target, exclude)
+        # Walk outbox_due in order and join only the rows taken: the planner would rather sort every pending row.
         sql = (
-            "SELECT o.id, o.event_id, o.kind, o.target, o.rule, o.spec, o.attempts, e.payload "
-            "FROM outbox o JOIN events e ON e.id = o.event_id "
-            f"WHERE o.state = 'pending' AND o.next_attempt_ts <= ? AND {lane} "
-            "AND (o.attempts > 0 OR o.next_attempt_ts <= ?) ORDER BY o.next_attempt_ts, o.id LIMIT ?"
+            "SELECT o.id, o.event_id, o.kind, o.target, o.rule, o.spec, o.attempts, e.payload FROM ("
+            " SELECT o.id, o.event_id, o.kind, o.target, o.rule, o.spec, o.attempts, o.next_attempt_ts"
+            " FROM outbox o INDEXED BY outbox_due"
+            f" WHERE o.state = 'pending' AND o.next_attempt_ts <= ? AND {lane}"
+            " AND (o.attempts > 0 OR o.next_attempt_ts <= ?) ORDER BY o.next_attempt_ts, o.id LIMIT ?"
+            ") o JOIN events e ON e.id = o.event_id ORDER BY o.next_attempt_ts, o.id"
         )
         return await self.fetch_all(sql, (now, *params, now - first_delay, limit))
 
@@ -514,10 +517,13 @@ class Store:
                                exclude: Iterable[int]) -> float | None:
         """When the next pending row of a lane falls due (rows in `exclude` left out), or None if none is pending."""
         lane, params = self._lane_filter(kind, target, exclude)
+        first = (f"SELECT o.next_attempt_ts + ? AS due FROM outbox o INDEXED BY outbox_due WHERE o.state = 'pending' "
+                 f"AND {lane} AND o.attempts = 0 ORDER BY o.next_attempt_ts LIMIT 1")
+        retry = (f"SELECT o.next_attempt_ts AS due FROM outbox o INDEXED BY outbox_due WHERE o.state = 'pending' "
+                 f"AND {lane} AND o.attempts > 0 ORDER BY o.next_attempt_ts LIMIT 1")
         row = await self.fetch_one(
-            "SELECT min(o.next_attempt_ts + CASE WHEN o.attempts = 0 THEN ? ELSE 0 END) FROM outbox o "
-            f"WHERE o.state = 'pending' AND {lane}",
-            (first_delay, *params),
+            f"SELECT min(due) FROM (SELECT * FROM ({first}) UNION ALL SELECT * FROM ({retry}))",
+            (first_delay, *params, *params),
         )
         return row[0]
 

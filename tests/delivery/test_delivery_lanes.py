@@ -1,0 +1,110 @@
+"""Concurrency per target, independence of targets, the background loop and at-least-once after a stop."""
+
+from __future__ import annotations
+
+import asyncio
+
+from delivery_support import eventually, outbox, queue_webhook, target
+
+
+async def attempts_recorded(store, count: int) -> bool:
+    """True once the only outbox row has `count` attempts recorded."""
+    [row] = await outbox(store)
+    return row["attempts"] == count
+
+
+async def test_concurrency_limit_is_respected(sink, store, make_worker, clock):
+    """No more requests than the target's `concurrency` are in flight at once."""
+    worker = make_worker(target(sink, concurrency=3))
+    gate = sink.hold("/crm")
+    for _ in range(10):
+        await queue_webhook(store, clock())
+    run = asyncio.create_task(worker.deliver_due_once())
+    await sink.wait_for(lambda: sink.in_flight["/crm"] == 3)
+    assert worker.in_flight("crm") == 3
+    gate.set()
+    assert await run == 10
+    assert sink.max_in_flight["/crm"] == 3
+    assert len(sink.delivered_ids("/crm")) == 10
+
+
+async def test_a_slow_target_does_not_block_another(sink, store, make_worker, clock):
+    """While every slot of a slow target is held, another target's deliveries go through."""
+    worker = make_worker(target(sink, "slow", concurrency=2), target(sink, "fast"))
+    gate = sink.hold("/slow")
+    for _ in range(5):
+        await queue_webhook(store, clock(), "slow")
+    fast = [await queue_webhook(store, clock(), "fast") for _ in range(3)]
+    await worker.start()
+    worker.wake()
+    await sink.wait_for(lambda: len(sink.delivered_ids("/fast")) == 3)
+    assert sink.delivered_ids("/fast") == {e.id for e in fast}
+    assert sink.in_flight["/slow"] == 2
+    gate.set()
+    await sink.wait_for(lambda: len(sink.delivered_ids("/slow")) == 5)
+
+
+async def test_the_loop_delivers_what_it_is_woken_for(sink, store, make_worker, clock):
+    """A running worker delivers a row committed after it started once woken."""
+    worker = make_worker(target(sink))
+    await worker.start()
+    event = await queue_webhook(store, clock())
+    worker.wake()
+    await sink.wait_for(lambda: sink.delivered_ids("/crm") == {event.id})
+
+
+async def test_the_loop_retries_when_the_row_falls_due(sink, store, make_worker, clock):
+    """A running worker makes the next attempt once the clock reaches the row's due time."""
+    worker = make_worker(target(sink, retry=(0, 5)))
+    sink.answer("/crm", 500)
+    event = await queue_webhook(store, clock())
+    await worker.start()
+    worker.wake()
+    await eventually(lambda: attempts_recorded(store, 1))
+    clock.advance(6)
+    worker.wake()
+    await sink.wait_for(lambda: sink.delivered_ids("/crm") == {event.id})
+
+
+async def test_an_attempt_cut_by_stop_is_made_again_with_the_same_id(sink, store, make_worker, clock):
+    """An attempt still running when the worker stops stays pending and is re-sent later with the same webhook-id."""
+    first = make_worker(target(sink))
+    gate = sink.hold("/crm")
+    event = await queue_webhook(store, clock())
+    run = asyncio.create_task(first.deliver_due_once())
+    await sink.wait_for(lambda: sink.in_flight["/crm"] == 1)
+    await first.stop(grace=0)
+    await run
+    [row] = await outbox(store)
+    assert (row["state"], row["attempts"]) == ("pending", 0)
+
+    gate.set()
+    second = make_worker(target(sink))
+    assert await second.deliver_due_once() == 1
+    assert [r.webhook_id for r in sink.requests("/crm")] == [event.id, event.id]
+    [row] = await outbox(store)
+    assert row["state"] == "delivered"
+
+
+async def test_stop_lets_attempts_in_flight_finish(sink, store, make_worker, clock):
+    """An attempt that ends within the stop grace is recorded as delivered."""
+    worker = make_worker(target(sink))
+    gate = sink.hold("/crm")
+    await queue_webhook(store, clock())
+    await worker.start()
+    worker.wake()
+    await sink.wait_for(lambda: sink.in_flight["/crm"] == 1)
+    stopping = asyncio.create_task(worker.stop())
+    gate.set()
+    await stopping
+    [row] = await outbox(store)
+    assert row["state"] == "delivered"
+
+
+async def test_rows_for_an_unconfigured_target_wait(sink, store, make_worker, clock):
+    """A row whose target is not in the configuration is left pending, not attempted."""
+    worker = make_worker(target(sink))
+    await queue_webhook(store, clock(), "removed")
+    assert await worker.deliver_due_once() == 0
+    [row] = await outbox(store)
+    assert (row["state"], row["attempts"]) == ("pending", 0)
