@@ -526,7 +526,7 @@ def _route(args: argparse.Namespace) -> int:
     event = _route_event(args, config, at)
     engine = TemplateEngine(config.templates_dir, default_region=config.gateway.default_region)
     try:
-        router = Router.compile(config.rules, engine, config.gateway.timezone)
+        router = Router.for_config(config, engine)
     except RuleError as exc:
         raise CommandError(f"{args.config}: {exc}") from None
     print(f"event: {event.type} {event.id} at {at.isoformat()}")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter
@@ -28,7 +28,7 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bridge.config import ActionConfig, ActionKind, MatchConfig, RuleConfig
+from bridge.config import ActionConfig, ActionKind, Config, MatchConfig, RuleConfig
 from bridge.events import RULE_EVENT_NAMES, Event, EventType
 from bridge.gateway.models import STATUS_NAMES
 from bridge.safety import keyword_of, normalize_number
@@ -467,21 +467,33 @@ class _Candidates:
 class Router:
     """Compiled rules: maps an event to the actions the rules plan for it."""
 
-    def __init__(self, rules: tuple[_Rule, ...], zone: ZoneInfo) -> None:
+    def __init__(self, rules: tuple[_Rule, ...], zone: ZoneInfo, handled_keywords: frozenset[str] = frozenset()) -> None:
         self._zone = zone
+        self._handled = handled_keywords
         self._ordinary = {t: _Candidates.of([r for r in rules if not r.default and t in r.events]) for t in EventType}
         self._defaults = _Candidates.of([r for r in rules if r.default])
 
     @classmethod
-    def compile(cls, rules: tuple[RuleConfig, ...], engine: TemplateEngine, default_timezone: str) -> Router:
-        """Compile every regex, template, glob and time window once; raises RuleError naming the key path."""
+    def compile(cls, rules: tuple[RuleConfig, ...], engine: TemplateEngine, default_timezone: str,
+                handled_keywords: Iterable[str] = ()) -> Router:
+        """Compile every regex, template, glob and time window once; raises RuleError naming the key path.
+
+        `handled_keywords` (the safety opt-out and opt-in words) count as matched: default rules ignore them.
+        """
         zone = _zone(default_timezone, "gateway.timezone")
         compiled: list[_Rule] = []
         for index, rule in enumerate(rules):
             if any(r.name == rule.name for r in compiled):
                 raise RuleError(f"rules[{index}].name", f"another rule is already named {rule.name!r}")
             compiled.append(_compile_rule(rule, index, engine, zone))
-        return cls(tuple(compiled), zone)
+        return cls(tuple(compiled), zone, frozenset(keyword_of(k) for k in handled_keywords))
+
+    @classmethod
+    def for_config(cls, config: Config, engine: TemplateEngine) -> Router:
+        """The router of a loaded config: its rules, in its gateway's zone, leaving its safety keywords to safety."""
+        safety = config.safety
+        return cls.compile(config.rules, engine, config.gateway.timezone,
+                           handled_keywords=safety.opt_out_keywords + safety.opt_in_keywords)
 
     def matches(self, event: Event, now: datetime) -> tuple[RuleMatch, ...]:
         """Every rule that matches `event` at `now` (timezone-aware), in order, with its planned actions."""
@@ -507,7 +519,7 @@ class Router:
         """The rules that match, with their regex groups: the ordinary ones, else the defaults."""
         facts = _Facts(event, now)
         found = _first_matches(self._ordinary[event.type].get(facts.keyword), facts)
-        if not found and event.type is EventType.RECEIVED:
+        if not found and event.type is EventType.RECEIVED and facts.keyword not in self._handled:
             found = _first_matches(self._defaults.get(facts.keyword), facts)
         return found
 

@@ -213,6 +213,14 @@ def test_rule_order(rules: tuple[RuleConfig, ...], event: Event, expected: list[
     assert fired(rules, event) == expected
 
 
+def test_default_rules_leave_safety_keywords_alone() -> None:
+    """An opt-out word such as STOP is handled by safety, so a default rule does not answer it."""
+    defaults = Router.compile((rule("fallback", default=True),), TemplateEngine(None), ZONE,
+                              handled_keywords=("STOP", "START"))
+    assert defaults.route(inbound("Stop!"), NOW) == ()
+    assert defaults.route(inbound("hello"), NOW) != ()
+
+
 def test_default_flag_is_reported() -> None:
     """A RuleMatch says whether it came from a default rule."""
     found = router(rule("fallback", default=True)).matches(inbound(), NOW)
