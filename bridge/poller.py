@@ -41,7 +41,7 @@ from bridge.gateway.errors import ApiError, AuthError, GatewayError
 from bridge.gateway.models import Status
 from bridge.metrics import Metrics
 from bridge.pipeline import DeviceSeen, Observation, Pipeline, SmsSeen, StatusSeen, StuckSuspected
-from bridge.store import Store, StoreUnavailable
+from bridge.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class Poller:
         now = self.clock()
         try:
             result = await self._poll(now)
-        except (GatewayError, StoreUnavailable) as exc:
+        except (GatewayError, StoreError) as exc:
             self._failed("poll", "getallsms", exc, now)
             return PollResult(ok=False)
         finally:
@@ -172,7 +172,7 @@ class Poller:
                 DeviceSeen(d, d.last_seen is not None and now - d.last_seen.timestamp() <= limit) for d in devices
             ]
             recorded = await self.pipeline.record(observations)
-        except (GatewayError, StoreUnavailable) as exc:
+        except (GatewayError, StoreError) as exc:
             self._failed("devices", "getalldevices", exc, now)
             return PollResult(ok=False)
         self._devices_checked = True
@@ -205,7 +205,7 @@ class Poller:
         if isinstance(exc, GatewayError):
             self.metrics.upstream_errors.labels(method=method, kind=type(exc).__name__).inc()
         if quiet:
-            what = "the database" if isinstance(exc, StoreUnavailable) else f"upstream {method}"
+            what = "the database" if isinstance(exc, StoreError) else f"upstream {method}"
             log.warning("%s failed; %s retries with backoff until it works again: %s", what, job, outage.last_error)
 
     def _succeeded(self, job: str, now: float) -> None:

@@ -268,19 +268,19 @@ class Store:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """Run the block as one write transaction; raises StoreUnavailable when SQLite cannot write now."""
+        """Run the block as one write transaction; a failing SQLite raises a StoreError that says what to do."""
         async with self._lock:
             try:
                 await self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailable(f"{self.path}: {exc}") from exc
+            except sqlite3.DatabaseError as exc:
+                raise _database_error(self.path, exc) from exc
             try:
                 yield self._db
                 await self._db.execute("COMMIT")
             except BaseException as exc:
                 await self._rollback()
-                if isinstance(exc, sqlite3.OperationalError):
-                    raise StoreUnavailable(f"{self.path}: {exc}") from exc
+                if isinstance(exc, sqlite3.DatabaseError):
+                    raise _database_error(self.path, exc) from exc
                 raise
 
     async def _rollback(self) -> None:
@@ -293,7 +293,10 @@ class Store:
     async def reading(self) -> AsyncIterator[aiosqlite.Connection]:
         """Give the connection for reads, never interleaved with another task's open transaction."""
         async with self._lock:
-            yield self._db
+            try:
+                yield self._db
+            except sqlite3.DatabaseError as exc:
+                raise _database_error(self.path, exc) from exc
 
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         """Rows of one read query."""
@@ -818,8 +821,11 @@ def _statements(script: str) -> list[str]:
 
 
 def _open_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
-    if isinstance(exc, StoreError):
-        return exc
+    return exc if isinstance(exc, StoreError) else _database_error(path, exc)
+
+
+def _database_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
+    """The StoreError for an SQLite failure: corrupt (restore a backup), passing (retry), or other."""
     text = str(exc)
     if "not a database" in text or "malformed" in text or "corrupt" in text:
         return StoreCorrupt(
@@ -828,4 +834,6 @@ def _open_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
         )
     if "locked" in text or "busy" in text:
         return StoreUnavailable(f"{path}: the database is locked by another process ({text})")
+    if isinstance(exc, sqlite3.OperationalError):
+        return StoreUnavailable(f"{path}: {text}")
     return StoreError(f"{path}: {text}")

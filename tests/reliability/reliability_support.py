@@ -1,0 +1,374 @@
+"""Helpers of the reliability suites: bounded waiting, processes that hold or starve the database, a webhook
+sink, a movable clock, and a whole bridge (build_app) polling a simulator on 127.0.0.1.
+
+Nothing here sleeps to paper over a race: every wait is for a condition, with a bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bridge.app import build_app
+from bridge.appkeys import POLLER, STORE
+from bridge.config import load_config
+
+WAIT = 20.0  # the longest a test waits for a condition unless it says otherwise
+PYTHON = sys.executable
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def eventually(condition: Callable[[], Any], timeout: float = WAIT, what: str = "condition",
+                     interval: float = 0.02) -> None:
+    """Wait until `condition()` (sync or async) is truthy; fail after `timeout` seconds naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
+        await asyncio.sleep(interval)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class FakeClock:
+    """A clock (Unix seconds) that moves only when told; starts at the real time so signatures verify."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = float(int(time.time())) if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.now += seconds
+
+
+# --- other processes on the database file ---------------------------------------------------------
+
+_HOLD_LOCK = textwrap.dedent("""
+    import sqlite3, sys
+    db = sqlite3.connect(sys.argv[1], isolation_level=None)
+    db.execute("BEGIN EXCLUSIVE")
+    print("locked", flush=True)
+    sys.stdin.readline()
+    db.execute("ROLLBACK")
+    db.close()
+""")
+
+
+@contextlib.contextmanager
+def database_locked(path: Path) -> Iterator[None]:
+    """Another process holds `BEGIN EXCLUSIVE` on the database at `path` for the duration of the block."""
+    with subprocess.Popen([PYTHON, "-c", _HOLD_LOCK, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          text=True) as holder:
+        assert holder.stdout is not None and holder.stdin is not None
+        try:
+            assert holder.stdout.readline() == "locked\n", "the lock holder did not take the lock"
+            yield
+        finally:
+            holder.stdin.write("\n")
+            holder.stdin.flush()
+            assert holder.wait(timeout=10) == 0
+
+
+def run_python(script: str, *args: str, timeout: float = 60.0) -> dict[str, Any]:
+    """Run `script` in a fresh interpreter (the project importable) and return the JSON object it prints last."""
+    done = subprocess.run([PYTHON, "-c", textwrap.dedent(script), *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def read_db(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows of one query on the database file, through a connection of its own (read-only)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        return db.execute(sql, params).fetchall()
+    finally:
+        db.close()
+
+
+# --- a webhook receiver ---------------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    """One request a sink saw and the status it answered (None while being answered)."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int | None = None
+
+    @property
+    def webhook_id(self) -> str:
+        """The `webhook-id` header."""
+        return self.headers.get("webhook-id", "")
+
+
+@dataclass
+class Reply:
+    """One scripted answer: a status, headers, and how long to wait before answering."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+class Sink:
+    """A webhook receiver on 127.0.0.1: records every request, answers as scripted (200 by default)."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.script: list[Reply] = []
+        self.url = ""
+        self._release = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        seen = Received(request.path, dict(request.headers), await request.read())
+        self.received.append(seen)
+        reply = self.script.pop(0) if self.script else Reply()
+        if reply.delay:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._release.wait(), reply.delay)
+        seen.status = reply.status
+        return web.Response(status=reply.status, headers=reply.headers)
+
+    def answer(self, *replies: Reply) -> None:
+        """Answer the next requests with `replies`, in order (then 200 again)."""
+        self.script.extend(replies)
+
+    def delivered(self) -> Counter[str]:
+        """How many 2xx answers each webhook-id got."""
+        return Counter(r.webhook_id for r in self.received if r.status is not None and 200 <= r.status < 300)
+
+    def attempts(self) -> Counter[str]:
+        """How many requests each webhook-id made."""
+        return Counter(r.webhook_id for r in self.received)
+
+    def release(self) -> None:
+        """Let every slow answer go now."""
+        self._release.set()
+
+
+@contextlib.asynccontextmanager
+async def serve_sink(port: int = 0) -> AsyncIterator[Sink]:
+    """A running Sink on 127.0.0.1 (`port` 0: a free one); `sink.url` is its base URL."""
+    sink = Sink()
+    app = web.Application()
+    app.router.add_route("POST", "/{tail:.*}", sink.handle)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", port)
+        await site.start()
+        sink.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        yield sink
+    finally:
+        sink.release()
+        await runner.cleanup()
+
+
+# --- simulator control over HTTP -----------------------------------------------------------------
+
+
+class RequestLog:
+    """Counts the API calls a simulator app started and finished, per method (its middleware does)."""
+
+    def __init__(self) -> None:
+        self.started: Counter[str] = Counter()
+        self.finished: Counter[str] = Counter()
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        method = request.match_info.get("method", "") if request.path.startswith("/getdata/") else ""
+        self.started[method] += 1
+        try:
+            return await handler(request)
+        finally:
+            self.finished[method] += 1
+
+    def settled(self, *methods: str) -> bool:
+        """True when every call of `methods` that started has finished (a hung call has run to its end)."""
+        return all(self.started[m] == self.finished[m] for m in methods)
+
+
+@dataclass
+class SimulatorControl:
+    """The control endpoints of a running simulator (and, when it was built here, its request log)."""
+
+    url: str
+    session: aiohttp.ClientSession
+    requests: RequestLog = field(default_factory=RequestLog)
+
+    async def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        """POST JSON to /simulator/PATH and return the JSON answer (asserting 200)."""
+        async with self.session.post(f"{self.url}/simulator/{path}", json=body or {}) as response:
+            assert response.status == 200, await response.text()
+            return await response.json()
+
+    async def get(self, path: str) -> Any:
+        """GET /simulator/PATH as JSON (asserting 200)."""
+        async with self.session.get(f"{self.url}/simulator/{path}") as response:
+            assert response.status == 200, await response.text()
+            return await response.json()
+
+    async def inbound(self, sender: str, body: str, **extra: Any) -> int:
+        """An SMS the phone receives; returns its upstream id."""
+        return (await self.post("inbound", {"from": sender, "body": body, **extra}))["sms_id"]
+
+    async def fault(self, mode: str, count: int = 1, methods: list[str] | None = None,
+                    hang_seconds: float = 30.0) -> None:
+        """Make the next `count` calls (of `methods`) fail in `mode`."""
+        await self.post("faults", {"mode": mode, "count": count, "methods": methods, "hang_seconds": hang_seconds})
+
+    async def sent(self) -> list[dict[str, Any]]:
+        """What the upstream accepted for sending."""
+        return await self.get("sent")
+
+    async def stats(self) -> dict[str, Any]:
+        """Calls per method, tokens, pending faults."""
+        return await self.get("stats")
+
+
+# --- a whole bridge polling a simulator -------------------------------------------------------------
+
+API_KEY = "k-reliability-0123456789"
+EMAIL, PASSWORD, DEVICE = "demo@example.com", "demo", 1576
+
+_CONFIG = """\
+gateway:
+  url: {sim_url}
+  email: {email}
+  password: {password}
+  device_id: {device}
+  default_region: DE
+  timezone: Europe/Paris
+  timeout: 500ms
+poll:
+  interval: 200ms
+  overlap: {overlap}
+  devices_interval: 2s
+  stuck_after: 1h
+storage:
+  path: {db}
+server:
+  listen: 127.0.0.1:{port}
+  api_keys: ["{key}"]
+safety:
+  reply_cooldown: 0s
+  loop_limit: 1000/1m
+"""
+
+_WEBHOOK = """\
+webhooks:
+  sink:
+    url: {sink_url}/events
+    timeout: 2s
+    retry: [0s, 200ms, 500ms, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s]
+rules:
+  - name: every-inbound
+    match: {{event: inbound}}
+    actions: [{{webhook: sink}}]
+  - name: pong
+    match: {{event: inbound, keyword: PING}}
+    actions:
+      - reply: "pong {{{{ sms.body }}}}"
+"""
+
+
+def write_bridge_config(directory: Path, sim_url: str, *, port: int = 0, overlap: str = "5m",
+                        sink_url: str | None = None) -> Path:
+    """A rules.yaml in `directory` for a bridge polling `sim_url` every 200 ms with a 500 ms gateway timeout (with a
+    sink webhook and a PING reply rule when `sink_url` is given); returns its path."""
+    text = _CONFIG.format(sim_url=sim_url, email=EMAIL, password=PASSWORD, device=DEVICE, overlap=overlap,
+                          db=directory / "bridge.db", port=port, key=API_KEY)
+    if sink_url is not None:
+        text += _WEBHOOK.format(sink_url=sink_url)
+    path = directory / "rules.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@dataclass
+class RunningBridge:
+    """A bridge built by build_app, serving its API on 127.0.0.1."""
+
+    app: web.Application
+    url: str
+    session: aiohttp.ClientSession
+
+    async def send(self, to: str | list[str], body: str) -> tuple[int, dict[str, Any]]:
+        """POST /v1/messages; returns the status and the JSON answer."""
+        async with self.session.post(f"{self.url}/v1/messages", json={"to": to, "body": body},
+                                     headers={"Authorization": f"Bearer {API_KEY}"}) as response:
+            return response.status, await response.json()
+
+    async def message(self, message_id: str) -> dict[str, Any]:
+        """GET /v1/messages/{id}."""
+        async with self.session.get(f"{self.url}/v1/messages/{message_id}",
+                                    headers={"Authorization": f"Bearer {API_KEY}"}) as response:
+            assert response.status == 200, await response.text()
+            return await response.json()
+
+    async def received_events(self) -> list[dict[str, Any]]:
+        """The JSON of every `sms.received` event, in the order they were recorded."""
+        rows = await self.app[STORE].fetch_all("SELECT payload FROM events WHERE type = 'sms.received' ORDER BY rowid")
+        return [json.loads(row[0]) for row in rows]
+
+    async def received_ids(self) -> list[int]:
+        """The sms ids of every `sms.received` event, in the order they were recorded (repeats kept)."""
+        return [event["sms"]["id"] for event in await self.received_events()]
+
+    def poller_ok_since(self, moment: float) -> bool:
+        """True once a poll succeeded at or after `moment` (the bridge's clock)."""
+        last = self.app[POLLER].health().last_success_ts
+        return last is not None and last >= moment
+
+
+@contextlib.asynccontextmanager
+async def running_bridge(config_path: Path, session: aiohttp.ClientSession,
+                         clock: Callable[[], float] | None = None) -> AsyncIterator[RunningBridge]:
+    """Load the config, build the bridge with build_app and serve it on a free port until the block ends."""
+    config = load_config(config_path, env={})
+    app = build_app(config, clock=clock or time.time)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        yield RunningBridge(app, f"http://127.0.0.1:{runner.addresses[0][1]}", session)
+    finally:
+        await runner.cleanup()
+
+
+def count_sent(sent: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
+    """How many times the upstream accepted each (number, text)."""
+    return Counter((row["to"], row["body"]) for row in sent)
+

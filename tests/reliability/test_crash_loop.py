@@ -1,0 +1,245 @@
+"""`sms-bridge run` killed with SIGKILL at random moments, again and again, while SMS and API sends flow.
+
+The promises checked at the end, once the last bridge has caught up: every incoming SMS gave exactly one
+`sms.received` event, which reached the webhook receiver (at least once; exactly once by webhook-id); every
+send answered 202 went out, and no SMS went out twice; nothing is left pending in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import aiohttp
+import pytest
+from reliability_support import (
+    API_KEY,
+    PYTHON,
+    REPO,
+    Reply,
+    RequestLog,
+    Sink,
+    SimulatorControl,
+    eventually,
+    free_port,
+    read_db,
+    serve_sink,
+    write_bridge_config,
+)
+
+from bridge.gateway.simulator import Simulator
+
+SEED = int(os.environ.get("CRASH_SEED", "20261127"))  # another seed explores other kill moments
+KILLS = 30
+KILL_WHILE_STARTING = 0.15  # share of kills that hit a bridge still starting (opening, migrating, recovering)
+FAULT_CHANCE = 0.3          # chance, at each restart, of one upstream fault and one failing webhook answer
+FAULTS = ("500", "500_applied", "503", "malformed", "empty")
+FAULTY_METHODS = ("getallsms", "addsms", "addalotofsms", "gettoken")
+SENDERS = ("+4917642111111", "+33612345678", "+14155550123")
+RECIPIENTS = ("+4915752982212", "+4915752982213")
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class BridgeProcess:
+    """`python -m bridge run -c CONFIG` as a child process, its output appended to a log file."""
+
+    config: Path
+    url: str
+    log: IO[bytes]
+    process: asyncio.subprocess.Process | None = None
+
+    async def spawn(self) -> None:
+        """Start the bridge process (it is not serving yet)."""
+        self.process = await asyncio.create_subprocess_exec(
+            PYTHON, "-m", "bridge", "run", "-c", str(self.config), "--log-level", "warning",
+            stdout=self.log, stderr=asyncio.subprocess.STDOUT, cwd=REPO)
+
+    async def start(self, session: aiohttp.ClientSession) -> None:
+        """Start the bridge and wait (bounded) until /healthz answers."""
+        await self.spawn()
+
+        async def answers() -> bool:
+            assert self.process is not None and self.process.returncode is None, "the bridge exited on start"
+            try:
+                async with session.get(f"{self.url}/healthz", timeout=aiohttp.ClientTimeout(total=1)) as response:
+                    return response.status in (200, 503)
+            except (aiohttp.ClientError, TimeoutError):
+                return False
+
+        await eventually(answers, timeout=30, what="/healthz of the restarted bridge", interval=0.05)
+
+    async def kill(self) -> None:
+        """SIGKILL: no cleanup of any kind runs."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+        self.process = None
+
+    async def stop(self) -> None:
+        """SIGTERM and wait (bounded); SIGKILL if it does not exit."""
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.process.wait(), 20)
+        except TimeoutError:
+            await self.kill()
+        self.process = None
+
+
+@dataclass
+class Traffic:
+    """Incoming SMS and API sends made while the bridge comes and goes, and what was accepted."""
+
+    sim: SimulatorControl
+    session: aiohttp.ClientSession
+    url: str
+    rng: random.Random
+    inbound: list[int] = field(default_factory=list)
+    pings: list[tuple[str, str]] = field(default_factory=list)
+    accepted: list[tuple[str, tuple[str, ...], str]] = field(default_factory=list)
+    in_flight: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until `stop`: every few tens of ms an incoming SMS (every third a PING) and an API send, not awaited."""
+        n = 0
+        while not stop.is_set():
+            n += 1
+            sender = SENDERS[n % len(SENDERS)]
+            body = f"PING {n}" if n % 3 == 0 else f"hello {n}"
+            self.inbound.append(await self.sim.inbound(sender, body))
+            if body.startswith("PING"):
+                self.pings.append((sender, f"pong {body}"))
+            task = asyncio.create_task(self.send(n))
+            self.in_flight.add(task)
+            task.add_done_callback(self.in_flight.discard)
+            await asyncio.sleep(self.rng.uniform(0.03, 0.12))  # traffic pacing, not a wait for anything
+        await asyncio.gather(*self.in_flight)
+
+    async def send(self, n: int) -> None:
+        """One API send with a unique text; recorded only when answered 202."""
+        numbers = RECIPIENTS[: 1 + n % 2]
+        body = f"api send {n}"
+        try:
+            async with self.session.post(f"{self.url}/v1/messages", json={"to": list(numbers), "body": body},
+                                         headers={"Authorization": f"Bearer {API_KEY}"},
+                                         timeout=aiohttp.ClientTimeout(total=5)) as response:
+                if response.status == 202:
+                    self.accepted.append(((await response.json())["id"], numbers, body))
+        except (aiohttp.ClientError, TimeoutError):
+            pass  # the bridge was down or died mid-request: not accepted, so nothing is promised
+
+
+@asynccontextmanager
+async def traffic_running(traffic: Traffic) -> AsyncIterator[None]:
+    """Run `traffic` in the background for the duration of the block."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(traffic.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+def received_events(db: Path) -> dict[int, list[str]]:
+    """The ids of the sms.received events recorded for each incoming SMS id."""
+    events: dict[int, list[str]] = {}
+    for event_id, payload in read_db(db, "SELECT id, payload FROM events WHERE type = 'sms.received'"):
+        events.setdefault(json.loads(payload)["sms"]["id"], []).append(event_id)
+    return events
+
+
+def pending_work(db: Path) -> list[tuple[str, int]]:
+    """Recipient and outbox states that still wait for something, with their counts."""
+    return read_db(db, "SELECT state, count(*) FROM recipients WHERE state IN ('queued', 'submitting', 'in_doubt') "
+                       "GROUP BY state UNION ALL SELECT 'outbox ' || state, count(*) FROM outbox "
+                       "WHERE state = 'pending' GROUP BY state")
+
+
+async def test_sigkill_at_random_moments_loses_nothing_and_repeats_nothing(
+        sim_app: tuple[str, Simulator, RequestLog], sim: SimulatorControl, tmp_path: Path,
+        session: aiohttp.ClientSession) -> None:
+    """Thirty SIGKILLs of a busy bridge (a few while it starts, with upstream and webhook faults thrown in): every
+    event delivered once by id, every 202 sent exactly once, nothing left pending."""
+    rng = random.Random(SEED)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    db = tmp_path / "bridge.db"
+    log_path = tmp_path / "bridge.log"
+    async with serve_sink() as sink:
+        config = write_bridge_config(tmp_path, sim.url, port=port, overlap="5s", sink_url=sink.url)
+        with log_path.open("ab") as log:
+            bridge = BridgeProcess(config, url, log)
+            try:
+                await bridge.start(session)
+                traffic = Traffic(sim, session, url, rng)
+                async with traffic_running(traffic):
+                    for _ in range(KILLS):
+                        await asyncio.sleep(rng.uniform(0.0, 0.6))  # the random moment of the kill
+                        await bridge.kill()
+                        if rng.random() < KILL_WHILE_STARTING:
+                            await bridge.spawn()
+                            await asyncio.sleep(rng.uniform(0.0, 0.5))  # a random moment of the start-up
+                            await bridge.kill()
+                        if rng.random() < FAULT_CHANCE:
+                            await sim.fault(rng.choice(FAULTS), methods=[rng.choice(FAULTY_METHODS)])
+                            sink.answer(Reply(rng.choice((500, 503, 429))))
+                        await bridge.start(session)
+                await settled(sink, sim, db, traffic, log_path)
+            finally:
+                await bridge.stop()
+        check_promises(sink, await sim.sent(), db, traffic)
+
+
+async def settled(sink: Sink, sim: SimulatorControl, db: Path, traffic: Traffic, log_path: Path) -> None:
+    """Wait (bounded) until the last bridge has caught up with everything the traffic caused."""
+    accepted = {(number, body) for _, numbers, body in traffic.accepted for number in numbers}
+    wanted = accepted | set(traffic.pings)
+
+    async def caught_up() -> bool:
+        events = received_events(db)
+        if not set(traffic.inbound) <= set(events):
+            return False
+        if not {i for ids in events.values() for i in ids} <= set(sink.delivered()):
+            return False
+        if pending_work(db):
+            return False
+        sent = {(row["to"], row["body"]) for row in await sim.sent()}
+        return wanted <= sent
+
+    try:
+        await eventually(caught_up, timeout=45, what="the bridge to catch up after the last restart", interval=0.2)
+    except AssertionError as exc:
+        tail = log_path.read_text(errors="replace").splitlines()[-30:]
+        raise AssertionError(f"{exc}; pending: {pending_work(db)}; bridge log tail:\n" + "\n".join(tail)) from None
+
+
+def check_promises(sink: Sink, sent: list[dict], db: Path, traffic: Traffic) -> None:
+    """The end state the promises describe."""
+    events = received_events(db)
+    assert {sms_id: len(ids) for sms_id, ids in events.items() if len(ids) != 1} == {}
+    assert set(events) == set(traffic.inbound)
+    expected_ids = {ids[0] for ids in events.values()}
+    assert set(sink.delivered()) == expected_ids, "the receiver got events it should not, or missed some"
+    per_text = Counter((row["to"], row["body"]) for row in sent)
+    assert {key: n for key, n in per_text.items() if n > 1} == {}, "an SMS went out twice"
+    per_customer = Counter(row["customerid"] for row in sent)
+    assert {key: n for key, n in per_customer.items() if n > 1} == {}, "a recipient row was submitted twice"
+    for _, numbers, body in traffic.accepted:
+        assert all(per_text[(number, body)] == 1 for number in numbers), f"an accepted send did not go out: {body}"
+    assert all(per_text[reply] == 1 for reply in traffic.pings), "a PING got no reply"
+    assert read_db(db, "SELECT count(*) FROM outbox WHERE state != 'delivered'") == [(0,)]
+    assert read_db(db, "SELECT state, count(*) FROM recipients GROUP BY state") == [
+        ("submitted", len(per_text))]
+    assert len(traffic.accepted) > 30 and len(traffic.inbound) > 100, "too little traffic to prove anything"
