@@ -759,7 +759,8 @@ class Store:
         return {row[0] for row in await cursor.fetchall()}
 
     @staticmethod
-    async def recent_sends(db: aiosqlite.Connection, numbers: Iterable[str], since: float) -> dict[tuple[str, str], int]:
+    async def recent_sends(db: aiosqlite.Connection, numbers: Iterable[str],
+                           since: float) -> dict[tuple[str, str], int]:
         """How many texts went to each of `numbers` after `since`, keyed by (number, body hash)."""
         cursor = await db.execute(
             "SELECT l.number, l.body_hash, count(*) FROM json_each(?) AS j JOIN sent_log l ON l.number = j.value "

@@ -1,0 +1,143 @@
+"""Builds the whole bridge from a config and runs it: the one place where the parts are wired together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+
+import aiohttp
+from aiohttp import web
+from aiohttp.web_runner import GracefulExit
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bridge import appkeys
+from bridge.config import Config, GatewayConfig, Secret
+from bridge.delivery import DeliveryWorker
+from bridge.gateway.client import GatewayClient
+from bridge.gateway.simulator import build_simulator_app, serve_simulator
+from bridge.metrics import Metrics
+from bridge.pipeline import Pipeline
+from bridge.poller import Poller
+from bridge.rules import Router
+from bridge.sender import Sender
+from bridge.server import setup_api
+from bridge.store import Store, StoreError
+from bridge.templating import TemplateEngine
+
+log = logging.getLogger(__name__)
+
+SIMULATOR_EMAIL, SIMULATOR_PASSWORD = "demo@example.com", "demo"
+
+
+def build_app(config: Config, *, clock: Callable[[], float] = time.time) -> web.Application:
+    """The bridge as an aiohttp application: HTTP API, poller, sender and delivery, started by its cleanup context."""
+    app = web.Application(client_max_size=config.server.max_request_bytes)
+    app[appkeys.CONFIG] = config
+    app[appkeys.METRICS] = Metrics()
+    app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_http_ctx)
+    app.cleanup_ctx.append(_upstream_ctx)
+    app.cleanup_ctx.append(_workers_ctx(clock))
+    setup_api(app)
+    return app
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    storage = app[appkeys.CONFIG].storage
+    app[appkeys.STORE] = await Store.open(storage.path, storage.synchronous)
+    yield
+    await app[appkeys.STORE].close()
+
+
+async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
+    timeout = aiohttp.ClientTimeout(total=app[appkeys.CONFIG].gateway.timeout)
+    app[appkeys.HTTP] = aiohttp.ClientSession(timeout=timeout)
+    yield
+    await app[appkeys.HTTP].close()
+
+
+async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Point the client at SmsGateway24, or at an in-process simulator when `gateway.simulator` is set."""
+    gateway = app[appkeys.CONFIG].gateway
+    async with AsyncExitStack() as stack:
+        url, email, password = gateway.url, gateway.email, gateway.password
+        if gateway.simulator is not None:
+            email, password = email or SIMULATOR_EMAIL, password or Secret(SIMULATOR_PASSWORD)
+            url = await stack.enter_async_context(serve_simulator(_simulator_for(gateway, email, password)))
+            log.info("simulator: SmsGateway24 simulator running in-process at %s", url)
+        app[appkeys.GATEWAY_URL] = url
+        app[appkeys.GATEWAY] = GatewayClient(
+            app[appkeys.HTTP], url, email=email, password=password, token=gateway.token,
+            account_tz=gateway.timezone, timeout=gateway.timeout,
+        )
+        yield
+
+
+def _simulator_for(gateway: GatewayConfig, email: str, password: Secret) -> web.Application:
+    sim = gateway.simulator
+    assert sim is not None
+    return build_simulator_app(
+        timezone=gateway.timezone, email=email, password=password.reveal(),
+        token=gateway.token.reveal() if gateway.token else None,
+        pace=sim.pace, failure_rate=sim.failure_rate, inbound_every=sim.inbound_every,
+    )
+
+
+def _workers_ctx(clock: Callable[[], float]):
+    async def workers(app: web.Application) -> AsyncIterator[None]:
+        config = app[appkeys.CONFIG]
+        store, gateway, metrics = app[appkeys.STORE], app[appkeys.GATEWAY], app[appkeys.METRICS]
+        engine = TemplateEngine(config.templates_dir, default_region=config.gateway.default_region)
+        router = Router.for_config(config, engine)
+        sender = Sender(config, store, gateway, metrics, clock)
+        delivery = DeliveryWorker(config, store, app[appkeys.HTTP], engine, gateway, metrics, clock)
+        pipeline = Pipeline(store, router, config.safety, metrics, clock)
+        pipeline.on_sends = sender.wake
+        pipeline.on_deliveries = delivery.wake
+        poller = Poller(config, store, gateway, pipeline, metrics, clock)
+        app[appkeys.SENDER], app[appkeys.DELIVERY], app[appkeys.POLLER] = sender, delivery, poller
+        scheduler = AsyncIOScheduler()
+        poller.schedule(scheduler)
+        await sender.start()
+        await delivery.start()
+        scheduler.start()
+        yield
+        scheduler.shutdown(wait=False)
+        await sender.stop()
+        await delivery.stop()
+    return workers
+
+
+def run(config: Config) -> int:
+    """Run the bridge until SIGINT or SIGTERM; returns the process exit code (1 when it cannot start)."""
+    try:
+        asyncio.run(_serve(build_app(config), config))
+    except (GracefulExit, KeyboardInterrupt):
+        pass
+    except StoreError as exc:
+        print(f"sms-bridge: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        server = config.server
+        print(f"sms-bridge: cannot listen on {server.host}:{server.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _serve(app: web.Application, config: Config) -> None:
+    """Start everything, listen when the server is enabled, and wait for a signal; then stop gracefully."""
+    runner = web.AppRunner(app, handle_signals=True, access_log=None, shutdown_timeout=10)
+    await runner.setup()
+    try:
+        server = config.server
+        if server.enabled:
+            await web.TCPSite(runner, server.host, server.port).start()
+            log.info("http: listening on http://%s:%s", server.host, server.port)
+        await asyncio.Event().wait()
+    finally:
+        log.info("bridge: stopping")
+        await runner.cleanup()

@@ -1,0 +1,615 @@
+"""The send queue: accepted sends -> addsms / addalotofsms, each SMS handed to the upstream exactly once.
+
+Life of a recipient row: `queued` -> `submitting` (an attempt is counted and committed before the call)
+-> `submitted` (the upstream took it; its sms id is learned and a `messages` row lets the poller follow
+its status), or `failed` (the upstream refused it), or `refused` (opt-out list, loop guard), or
+`in_doubt` (the call may or may not have been applied: a timeout, or a crash while `submitting`).
+
+Never sent twice: an in-doubt recipient is looked up upstream (`getallsms` with its `customerid`) before
+anything else happens to it; only when the upstream does not have it is it queued again. The lookup waits
+`in_doubt_after` (twice the client timeout) so a request still running upstream has finished.
+
+Never lost: every failure other than a refusal keeps the row and retries with exponential backoff.
+
+Correlation: `addalotofsms` returns no ids, so every SMS carries a `customerid` — the user's when the API
+call gave one, else the recipient row id — and the ids are learned from `getallsms` afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import logging
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import aiosqlite
+import phonenumbers
+
+from bridge import safety
+from bridge.config import Config
+from bridge.gateway.client import ApiError, GatewayClient, GatewayError, UpstreamUnavailable
+from bridge.gateway.models import OutgoingSms, Sms
+from bridge.metrics import Metrics
+from bridge.store import NewSend, Store
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 100             # recipients per addalotofsms call
+GROUP_RECIPIENTS = 5000      # recipients committed in one group transaction, at most
+CLAIM_LIMIT = 500            # recipients claimed per transaction
+MAX_BACKOFF = 300.0          # seconds between retries, at most
+MATCH_SLACK = 600.0          # how far upstream clocks may be off when looking a send up by time
+LEARN_FOR = 86400.0          # how long to keep asking the upstream for the id of a submitted SMS
+ANSWER_TTL = 86400.0         # how long idempotency keys are kept
+HOUSEKEEPING_EVERY = 600.0
+IDLE_WAIT = 30.0             # longest sleep of the worker when nothing is due
+ERROR_WAIT = 5.0
+LOOKUP_CONCURRENCY = 8       # getallsms calls in flight when looking sends up one customerid at a time
+STOP_GRACE = 10.0            # how long stop() lets an upstream call finish before cancelling it
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    """The answer to keep for an idempotency key, committed with the send it answers."""
+
+    scope: str
+    key: str
+    request_hash: str
+    status: int
+    response: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Recipient:
+    """One recipient row with the fields of its send."""
+
+    id: int
+    send_id: str
+    number: str
+    attempts: int
+    submitted_ts: float | None
+    body: str
+    device_id: int | None
+    sim: int | None
+    send_at: str | None
+    urgent: bool
+    customer_id: int | None
+
+    @classmethod
+    def of(cls, row: sqlite3.Row) -> _Recipient:
+        """The recipient of a `Store.due_recipients` / `recipients_by_id` row."""
+        return cls(row["id"], row["send_id"], row["number"], row["attempts"], row["submitted_ts"], row["body"],
+                   row["device_id"], row["sim"], row["send_at"], bool(row["urgent"]), row["customer_id"])
+
+    @property
+    def correlation_id(self) -> int:
+        """The `customerid` this SMS carries upstream."""
+        return self.id if self.customer_id is None else self.customer_id
+
+    @property
+    def due_ts(self) -> float | None:
+        """The scheduled send time (timetosend) in Unix seconds, if any."""
+        return None if self.send_at is None else datetime.fromisoformat(self.send_at).timestamp()
+
+
+@dataclass(slots=True)
+class _Bucket:
+    """A token bucket pacing one device to `per_minute` SMS."""
+
+    per_minute: int
+    tokens: float
+    updated: float
+
+    def take(self, now: float) -> bool:
+        """Take a token if one is free at `now`."""
+        self.tokens = min(self.per_minute, self.tokens + (now - self.updated) * self.per_minute / 60)
+        self.updated = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+    def next_token_ts(self, now: float) -> float:
+        """When the next token will be free."""
+        return now + (1 - self.tokens) * 60 / self.per_minute
+
+
+@dataclass(slots=True)
+class _Screened:
+    """The verdicts on claimed recipients before any upstream call."""
+
+    ready: list[_Recipient]
+    refused: list[tuple[int, str | None, float]]
+    failed: list[tuple[int, str | None, float]]
+    deferred: list[tuple[int, str | None, float]]
+    first_sends: list[tuple[str, str]]
+
+
+class Sender:
+    """Drains the send queue to the upstream; `accept` queues sends with group commit."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        gateway: GatewayClient,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.time,
+        *,
+        batch_size: int = BATCH_SIZE,
+        in_doubt_after: float | None = None,
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._gateway = gateway
+        self._metrics = metrics
+        self._clock = clock
+        self._batch_size = batch_size
+        self._in_doubt_after = 2 * config.gateway.timeout if in_doubt_after is None else in_doubt_after
+        self._zone = ZoneInfo(config.gateway.timezone)
+        self._buckets: dict[int, _Bucket] = {}
+        self._unlearned: dict[int, tuple[float, int]] = {}  # recipient id -> (next try, tries)
+        self._incoming: list[tuple[NewSend, StoredAnswer | None, asyncio.Future[None]]] = []
+        self._committer: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wakeup = asyncio.Event()
+        self._drain_lock = asyncio.Lock()
+        self._stopping = False
+        self._recovered = False
+        self._housekept = float("-inf")
+
+    # --- accepting --------------------------------------------------------------------------------
+
+    async def accept(self, send: NewSend, answer: StoredAnswer | None = None) -> None:
+        """Queue `send` (and keep `answer` for its idempotency key); returns once both are committed.
+
+        Concurrent callers share one transaction: while one commit runs, the next group gathers.
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._incoming.append((send, answer, future))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_incoming())
+        await future
+
+    async def stored_answer(self, scope: str, key: str) -> sqlite3.Row | None:
+        """The answer kept for an idempotency key used within the last day: request_hash, status, response."""
+        return await self._store.get_answer(scope, key, self._clock() - ANSWER_TTL)
+
+    async def _commit_incoming(self) -> None:
+        while self._incoming:
+            group = self._take_group()
+            try:
+                async with self._store.transaction() as db:
+                    now = self._clock()
+                    await Store.insert_sends(db, [send for send, _, _ in group], now)
+                    answers = [a for _, a, _ in group if a is not None]
+                    if answers:
+                        await Store.save_answers(
+                            db, [(a.scope, a.key, a.request_hash, a.status, a.response) for a in answers], now
+                        )
+            except Exception as exc:  # every waiting caller learns that its send was not stored
+                for _, _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for _, _, future in group:
+                if not future.done():
+                    future.set_result(None)
+            self._metrics.sends.labels(outcome="accepted").inc(sum(len(s.recipients) for s, _, _ in group))
+            self.wake()
+
+    def _take_group(self) -> list[tuple[NewSend, StoredAnswer | None, asyncio.Future[None]]]:
+        """The waiting sends for one transaction: all of them, up to GROUP_RECIPIENTS recipients (at least one)."""
+        size, count = 0, 0
+        for send, _, _ in self._incoming:
+            size += len(send.recipients)
+            if count and size > GROUP_RECIPIENTS:
+                break
+            count += 1
+        group, self._incoming = self._incoming[:count], self._incoming[count:]
+        return group
+
+    # --- running ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start draining the queue in the background."""
+        self._stopping = False
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Stop draining: an upstream call in flight gets `grace` seconds to finish, else it is cancelled
+        and its rows, left `submitting`, are reconciled with the upstream on the next start."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), grace)
+            except TimeoutError:
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._committer is not None:
+            await asyncio.gather(self._committer, return_exceptions=True)
+
+    def wake(self) -> None:
+        """Look at the queue now (new sends were committed)."""
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wakeup.clear()
+            try:
+                await self.drain_once()
+                wait = await self._idle_wait()
+            except Exception:
+                log.exception("sender: a pass over the send queue failed; retrying in %gs", ERROR_WAIT)
+                wait = ERROR_WAIT
+            if self._stopping:
+                break
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), wait)
+            except TimeoutError:
+                pass
+
+    async def _idle_wait(self) -> float:
+        now = self._clock()
+        due = [now + IDLE_WAIT, self._housekept + HOUSEKEEPING_EVERY]
+        next_due = await self._store.next_recipient_due()
+        if next_due is not None:
+            due.append(next_due)
+        due.extend(at for at, _ in self._unlearned.values())
+        return min(max(min(due) - now, 0.01), IDLE_WAIT)
+
+    async def drain_once(self) -> int:
+        """One pass: reconcile in-doubt sends, learn missing ids, submit everything due. Returns rows handled."""
+        async with self._drain_lock:
+            await self._recover()
+            await self._housekeeping()
+            handled = await self._reconcile_due()
+            await self._learn_due()
+            while True:
+                claimed = await self._submit_due()
+                handled += claimed
+                if claimed < CLAIM_LIMIT:
+                    return handled
+
+    async def _recover(self) -> None:
+        """Rows left `submitting` (no call is in flight between passes) are in doubt; after a start, submitted
+        rows without an id are learned."""
+        now = self._clock()
+        async with self._store.transaction() as db:
+            stranded = await Store.recover_submitting(db, now + self._in_doubt_after, now)
+        if stranded:
+            log.warning("sender: %d send(s) were left mid-submission (the bridge stopped, or their outcome could "
+                        "not be stored); they are reconciled with the upstream before any resend", stranded)
+        if not self._recovered:
+            for rid in await self._store.unlearned_recipient_ids(now - LEARN_FOR):
+                self._unlearned[rid] = (now, 0)
+            self._recovered = True
+
+    async def _housekeeping(self) -> None:
+        now = self._clock()
+        if now - self._housekept < HOUSEKEEPING_EVERY:
+            return
+        async with self._store.transaction() as db:
+            await Store.purge_expired(db, now - ANSWER_TTL, now - self._config.safety.loop_limit.per)
+        self._housekept = now
+
+    # --- submitting -------------------------------------------------------------------------------
+
+    async def _submit_due(self) -> int:
+        """Claim due queued rows, apply safety and pacing, then hand the ready ones to the upstream."""
+        now = self._clock()
+        async with self._store.transaction() as db:
+            rows = [_Recipient.of(r) for r in await Store.due_recipients(db, "queued", now, CLAIM_LIMIT)]
+            if not rows:
+                return 0
+            screened = await self._screen(db, rows, now)
+            await Store.set_recipients(db, "refused", screened.refused, now)
+            await Store.set_recipients(db, "failed", screened.failed, now)
+            await Store.set_recipients(db, "queued", screened.deferred, now)
+            await Store.mark_submitting(db, [r.id for r in screened.ready], now)
+            await Store.log_sent(db, screened.first_sends, now)
+        self._count("refused", len(screened.refused))
+        self._count("failed", len(screened.failed))
+        for call in self._calls(screened.ready):
+            await self._submit(call)
+        return len(rows)
+
+    async def _screen(self, db: aiosqlite.Connection, rows: list[_Recipient], now: float) -> _Screened:
+        """Sort claimed rows into refused (opt-out, loop guard), failed (no device), deferred (pacing), ready."""
+        limit = self._config.safety.loop_limit
+        region = self._config.gateway.default_region
+        spellings = {r.id: number_spellings(r.number, region) for r in rows}
+        canonical = {rid: forms[0] for rid, forms in spellings.items()}
+        opted = await Store.opted_out(db, [form for forms in spellings.values() for form in forms])
+        counts = await Store.recent_sends(db, [canonical[r.id] for r in rows if r.attempts == 0], now - limit.per)
+        out = _Screened([], [], [], [], [])
+        for r in rows:
+            device = r.device_id if r.device_id is not None else self._config.gateway.device_id
+            if device is None:
+                out.failed.append((r.id, "no device: give device_id or set gateway.device_id", now))
+                continue
+            if opted.intersection(spellings[r.id]):
+                out.refused.append((r.id, str(safety.Refusal.OPTED_OUT), now))
+                continue
+            sent_key = (canonical[r.id], _body_hash(r.body))
+            if r.attempts == 0 and not safety.loop_guard_allows(counts.get(sent_key, 0), limit):
+                out.refused.append((r.id, str(safety.Refusal.LOOP_GUARD), now))
+                continue
+            bucket = self._bucket(device, now)
+            if bucket is not None and not bucket.take(now):
+                out.deferred.append((r.id, None, bucket.next_token_ts(now)))
+                continue
+            if r.attempts == 0:
+                counts[sent_key] = counts.get(sent_key, 0) + 1
+                out.first_sends.append(sent_key)
+            out.ready.append(r)
+        return out
+
+    def _bucket(self, device: int, now: float) -> _Bucket | None:
+        per_minute = self._config.gateway.max_per_minute
+        if per_minute is None:
+            return None
+        return self._buckets.setdefault(device, _Bucket(per_minute, float(per_minute), now))
+
+    def _calls(self, ready: list[_Recipient]) -> list[list[_Recipient]]:
+        """Upstream calls: one addsms per user-supplied customer id, the rest in addalotofsms batches."""
+        own = [[r] for r in ready if r.customer_id is not None]
+        rest = [r for r in ready if r.customer_id is None]
+        return own + [rest[i:i + self._batch_size] for i in range(0, len(rest), self._batch_size)]
+
+    async def _submit(self, call: list[_Recipient]) -> None:
+        """One addsms (a single row) or addalotofsms call, and its outcome recorded."""
+        method = "addsms" if len(call) == 1 else "addalotofsms"
+        sms_id: int | None = None
+        try:
+            if len(call) == 1:
+                sms_id = await self._gateway.add_sms(self._outgoing(call[0]))
+            else:
+                await self._gateway.add_many_sms([self._outgoing(r) for r in call])
+        except Exception as exc:
+            await self._call_failed(method, call, exc)
+            return
+        self._count("submitted", len(call))
+        if sms_id is not None:
+            await self._record_learned({call[0].id: (call[0], sms_id, None)}, [])
+            return
+        found = await self._find_or_nothing(call)
+        await self._record_learned(
+            {r.id: (r, found[r.id].id, found[r.id]) for r in call if r.id in found},
+            [r for r in call if r.id not in found],
+        )
+
+    async def _call_failed(self, method: str, rows: list[_Recipient], exc: Exception) -> None:
+        """Record a failed upstream call: refused -> failed; maybe applied -> in doubt; else retry later."""
+        now = self._clock()
+        kind, state = _classify(exc)
+        self._metrics.upstream_errors.labels(method=method, kind=kind).inc()
+        reason = exc.message if isinstance(exc, GatewayError) else f"{type(exc).__name__}: {exc}"
+        if state == "failed":
+            changes = [(r.id, reason, now) for r in rows]
+        elif state == "in_doubt":
+            changes = [(r.id, f"outcome unknown, reconciling: {reason}", now + self._in_doubt_after) for r in rows]
+        else:
+            changes = [(r.id, f"will retry: {reason}", now + _backoff(r.attempts + 1)) for r in rows]
+        async with self._store.transaction() as db:
+            await Store.set_recipients(db, state, changes, now)
+        self._count(state, len(rows))
+        if kind == "bug":
+            log.error("sender: %s failed unexpectedly; the send is reconciled before any retry", method,
+                      exc_info=exc)
+        else:
+            log.warning("sender: %s for %d recipient(s): %s -> %s", method, len(rows), reason, state)
+
+    def _outgoing(self, r: _Recipient) -> OutgoingSms:
+        gateway = self._config.gateway
+        return OutgoingSms(
+            to=r.number,
+            body=r.body,
+            device_id=r.device_id if r.device_id is not None else gateway.device_id,  # type: ignore[arg-type]
+            sim=r.sim if r.sim is not None else gateway.sim,
+            time_to_send=None if r.send_at is None else datetime.fromisoformat(r.send_at),
+            customer_id=r.correlation_id,
+            urgent=r.urgent,
+        )
+
+    # --- learning ids and reconciling -------------------------------------------------------------
+
+    async def _reconcile_due(self) -> int:
+        """Look up in-doubt rows upstream: found -> submitted; absent -> queued again (sent once more)."""
+        now = self._clock()
+        async with self._store.reading() as db:
+            rows = [_Recipient.of(r) for r in await Store.due_recipients(db, "in_doubt", now, CLAIM_LIMIT)]
+        if not rows:
+            return 0
+        try:
+            found = await self._find_upstream(rows)
+        except GatewayError as exc:
+            self._metrics.upstream_errors.labels(method="getallsms", kind=_classify(exc)[0]).inc()
+            later = [(r.id, f"outcome unknown, reconciling: {exc.message}", now + _backoff(r.attempts)) for r in rows]
+            async with self._store.transaction() as db:
+                await Store.set_recipients(db, "in_doubt", later, now)
+            return len(rows)
+        missing = [r for r in rows if r.id not in found]
+        self._count("submitted", len(found))
+        self._count("requeued", len(missing))
+        await self._record_learned({r.id: (r, found[r.id].id, found[r.id]) for r in rows if r.id in found}, [],
+                                   requeue=missing)
+        if missing:
+            log.warning("sender: %d in-doubt send(s) never reached the upstream; queued again", len(missing))
+        return len(rows)
+
+    async def _learn_due(self) -> None:
+        """Ask the upstream again for ids of submitted rows that were not listed right after addalotofsms."""
+        now = self._clock()
+        due = [rid for rid, (at, _) in self._unlearned.items() if at <= now]
+        if not due:
+            return
+        async with self._store.reading() as db:
+            rows = [_Recipient.of(r) for r in await Store.recipients_by_id(db, due)]
+        for rid in set(due) - {r.id for r in rows}:
+            del self._unlearned[rid]
+        found = await self._find_or_nothing(rows)
+        await self._record_learned({r.id: (r, found[r.id].id, found[r.id]) for r in rows if r.id in found},
+                                   [r for r in rows if r.id not in found])
+
+    async def _find_or_nothing(self, rows: list[_Recipient]) -> dict[int, Sms]:
+        """`_find_upstream`, with a failed lookup meaning "not found yet"."""
+        try:
+            return await self._find_upstream(rows)
+        except GatewayError as exc:
+            self._metrics.upstream_errors.labels(method="getallsms", kind=_classify(exc)[0]).inc()
+            log.warning("sender: cannot list sent SMS to learn their ids yet: %s", exc.message)
+            return {}
+
+    async def _find_upstream(self, rows: Sequence[_Recipient]) -> dict[int, Sms]:
+        """The upstream message of each row that has one: first one listing per device, then per customerid."""
+        found: dict[int, Sms] = {}
+        taken: set[int] = set()
+        by_device: dict[int | None, list[_Recipient]] = {}
+        for r in rows:
+            by_device.setdefault(r.device_id if r.device_id is not None else self._config.gateway.device_id,
+                                 []).append(r)
+        for device, group in by_device.items():
+            listing = await self._gateway.get_all_sms(device_id=device, begin=self._since(group))
+            await self._match(group, listing, found, taken)
+        rest = [r for r in rows if r.id not in found]
+        limit = asyncio.Semaphore(LOOKUP_CONCURRENCY)
+
+        async def by_customer_id(r: _Recipient) -> list[Sms]:
+            async with limit:
+                return await self._gateway.get_all_sms(customer_id=r.correlation_id, begin=self._since([r]))
+
+        listings = await asyncio.gather(*map(by_customer_id, rest), return_exceptions=True)
+        for listing in listings:
+            if isinstance(listing, BaseException):
+                raise listing
+        for r, listing in zip(rest, listings):
+            await self._match([r], listing, found, taken)
+        return found
+
+    def _since(self, rows: Iterable[_Recipient]) -> datetime:
+        first = min((r.submitted_ts for r in rows if r.submitted_ts is not None), default=self._clock())
+        return datetime.fromtimestamp(first - MATCH_SLACK, self._zone)
+
+    async def _match(self, rows: Iterable[_Recipient], listing: list[Sms], found: dict[int, Sms],
+                     taken: set[int]) -> None:
+        """Pair rows with listed messages: same customerid and number (and text when the user chose the id)."""
+        by_customer: dict[int, list[Sms]] = {}
+        for sms in listing:
+            if sms.customer_id is not None and not sms.is_incoming:
+                by_customer.setdefault(sms.customer_id, []).append(sms)
+        if not by_customer:
+            return
+        async with self._store.reading() as db:
+            taken |= await Store.assigned_sms_ids(db, [s.id for group in by_customer.values() for s in group])
+        for r in rows:
+            if r.id in found:
+                continue
+            for sms in sorted(by_customer.get(r.correlation_id, ()), key=lambda s: s.id):
+                if sms.id in taken or not _same_number(sms.number, r.number):
+                    continue
+                if r.customer_id is not None and sms.body.strip() != r.body.strip():
+                    continue
+                found[r.id] = sms
+                taken.add(sms.id)
+                break
+
+    async def _record_learned(
+        self,
+        learned: dict[int, tuple[_Recipient, int, Sms | None]],
+        unknown: list[_Recipient],
+        requeue: Sequence[_Recipient] = (),
+    ) -> None:
+        """Commit what the upstream took: ids learned (with `messages` rows), ids still unknown, rows to resend."""
+        now = self._clock()
+        retry: dict[int, tuple[float, int]] = {}
+        for r in unknown:
+            tries = self._unlearned.get(r.id, (now, 0))[1] + 1
+            if r.submitted_ts is not None and now - r.submitted_ts > LEARN_FOR:
+                continue
+            retry[r.id] = (now + _backoff(tries), tries)
+        async with self._store.transaction() as db:
+            await Store.mark_submitted(db, [(rid, sms_id, now) for rid, (_, sms_id, _) in learned.items()], now)
+            await Store.mark_submitted(db, [(rid, None, at) for rid, (at, _) in retry.items()], now)
+            await Store.insert_messages(db, [self._message_row(r, sms_id, sms, now)
+                                             for r, sms_id, sms in learned.values()])
+            await Store.set_recipients(db, "queued", [(r.id, None, now) for r in requeue], now)
+        for rid in learned:
+            self._unlearned.pop(rid, None)
+        for r in unknown:
+            self._unlearned.pop(r.id, None)
+        self._unlearned.update(retry)
+
+    def _message_row(self, r: _Recipient, sms_id: int, sms: Sms | None, now: float) -> tuple[object, ...]:
+        """A MESSAGE_COLUMNS row: status pending, so the poller reports every change from here on."""
+        created = sms.created if sms is not None else datetime.fromtimestamp(now, self._zone)
+        gateway = self._config.gateway
+        return (sms_id, "out", sms.number if sms is not None else r.number, r.body,
+                r.device_id if r.device_id is not None else gateway.device_id,
+                r.sim if r.sim is not None else gateway.sim, 1, r.correlation_id,
+                created.isoformat(), created.timestamp(), now, r.due_ts)
+
+    # --- metrics ----------------------------------------------------------------------------------
+
+    def _count(self, outcome: str, n: int) -> None:
+        if n:
+            self._metrics.sends.labels(outcome=outcome).inc(n)
+
+
+def _classify(exc: BaseException) -> tuple[str, str]:
+    """(metric kind, next recipient state) for a failed upstream call."""
+    if isinstance(exc, ApiError):
+        return "api", "failed"
+    if isinstance(exc, UpstreamUnavailable):
+        return "unavailable", "in_doubt" if exc.maybe_applied else "queued"
+    if isinstance(exc, GatewayError):
+        return "auth", "queued"
+    return "bug", "in_doubt"
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds before retry `attempt` (1, 2, 4, … capped), with up to 10% jitter."""
+    return min(2.0 ** max(attempt - 1, 0), MAX_BACKOFF) * random.uniform(1.0, 1.1)
+
+
+def _body_hash(body: str) -> str:
+    return hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+@functools.lru_cache(maxsize=8192)
+def number_spellings(number: str, region: str | None) -> tuple[str, ...]:
+    """How a number may be written in the store: first its canonical form (E.164 when it is a valid number,
+    else as the safety module compares numbers), then its national form and the spelling it came with."""
+    plain = safety.normalize_number(number)
+    try:
+        parsed = phonenumbers.parse(number, region)
+    except phonenumbers.NumberParseException:
+        return (plain,)
+    if not phonenumbers.is_valid_number(parsed):
+        return (plain,)
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    national = safety.normalize_number(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL))
+    return tuple(dict.fromkeys((e164, national, plain)))
+
+
+def _digits(number: str) -> str:
+    return "".join(ch for ch in number if ch.isdigit())
+
+
+def _same_number(listed: str, ours: str) -> bool:
+    """True when the upstream's spelling of a number is ours (it keeps what it was given, maybe national)."""
+    a, b = _digits(listed), _digits(ours)
+    if a == b:
+        return True
+    a = a.lstrip("0")
+    return len(a) >= 6 and b.endswith(a)
+
