@@ -635,7 +635,7 @@ def _log_outcome(lane: _Lane, row: _Due, attempt: Attempt, outcome: Outcome, att
                  newly_disabled: bool) -> None:
     what = f"delivery {row.id} of {row.event_id} to {lane.label}"
     if outcome is Outcome.DELIVERED:
-        log.debug("%s: delivered (attempt %d)", what, attempts)
+        log.info("%s: delivered (attempt %d)", what, attempts)
     elif outcome is Outcome.RETRY:
         log.warning("%s: attempt %d of %d failed: %s; next in %.0fs",
                     what, attempts, len(lane.schedule), attempt.error, wait)

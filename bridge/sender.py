@@ -381,7 +381,9 @@ class Sender:
         self._count("submitted", len(call))
         if sms_id is not None:
             await self._record_learned({call[0].id: (call[0], sms_id, None)}, [])
+            log.info("sender: addsms took %s to %s as sms %d", call[0].send_id, call[0].number, sms_id)
             return
+        log.info("sender: addalotofsms took %d SMS", len(call))
         found = await self._find_or_nothing(call)
         await self._record_learned(
             {r.id: (r, found[r.id].id, found[r.id]) for r in call if r.id in found},
