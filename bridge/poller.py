@@ -19,7 +19,7 @@ its `created` says. Outgoing messages in flight before the first start are not f
 bridge submitted them. The bridge's clock must agree with the upstream's within `poll.overlap`.
 
 Failures of the upstream (UpstreamUnavailable, AuthError, ApiError) back off exponentially from
-`poll.interval` up to `BACKOFF_CAP`; scheduled runs are skipped meanwhile. An outage is logged once
+`poll.interval` up to `BACKOFF_INTERVALS` intervals, and never beyond `BACKOFF_CAP` (nor below one interval); scheduled runs are skipped meanwhile. An outage is logged once
 when it starts and once when it ends; `health()` turns degraded after `poll.unhealthy_after`.
 """
 
@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 CURSOR = "poll.begin"
 FEW_STATUS_CHECKS = 5
 BACKOFF_CAP = 120.0
+BACKOFF_INTERVALS = 8  # a fast poller recovers fast: its backoff grows to 8 intervals, not to the cap
 
 _WAITING = frozenset({int(Status.PENDING), int(Status.QUEUED), int(Status.TAKEN)})
 
@@ -199,7 +200,8 @@ class Poller:
         if outage.since is None:
             outage.since = now
         interval = self.poll.interval if job == "poll" else self.poll.devices_interval
-        delay = min(max(BACKOFF_CAP, interval), interval * 2 ** min(outage.failures - 1, 16))
+        longest = max(interval, min(BACKOFF_CAP, BACKOFF_INTERVALS * interval))
+        delay = min(longest, interval * 2 ** min(outage.failures - 1, 16))
         # Runs come every `interval`: half an interval of slack lets the run due at `delay` go ahead.
         outage.retry_at = now + delay - interval / 2
         if isinstance(exc, GatewayError):

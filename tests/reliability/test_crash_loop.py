@@ -207,22 +207,25 @@ async def settled(sink: Sink, sim: SimulatorControl, db: Path, traffic: Traffic,
     accepted = {(number, body) for _, numbers, body in traffic.accepted for number in numbers}
     wanted = accepted | set(traffic.pings)
 
+    waiting_for = ["nothing yet"]
+
     async def caught_up() -> bool:
         events = received_events(db)
-        if not set(traffic.inbound) <= set(events):
-            return False
-        if not {i for ids in events.values() for i in ids} <= set(sink.delivered()):
-            return False
-        if pending_work(db):
-            return False
         sent = {(row["to"], row["body"]) for row in await sim.sent()}
-        return wanted <= sent
+        missing = {
+            "inbound events": set(traffic.inbound) - set(events),
+            "webhook deliveries": {i for ids in events.values() for i in ids} - set(sink.delivered()),
+            "pending work": set(map(str, pending_work(db))),
+            "upstream sends": wanted - sent,
+        }
+        waiting_for[0] = "; ".join(f"{k}: {sorted(map(str, v))[:5]}" for k, v in missing.items() if v)
+        return not waiting_for[0]
 
     try:
         await eventually(caught_up, timeout=45, what="the bridge to catch up after the last restart", interval=0.2)
     except AssertionError as exc:
         tail = log_path.read_text(errors="replace").splitlines()[-30:]
-        raise AssertionError(f"{exc}; pending: {pending_work(db)}; bridge log tail:\n" + "\n".join(tail)) from None
+        raise AssertionError(f"{exc}; still missing: {waiting_for[0]}; bridge log tail:\n" + "\n".join(tail)) from None
 
 
 def check_promises(sink: Sink, sent: list[dict], db: Path, traffic: Traffic) -> None:
