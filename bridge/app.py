@@ -100,6 +100,7 @@ def _workers_ctx(clock: Callable[[], float]):
         pipeline.on_deliveries = delivery.wake
         poller = Poller(config, store, gateway, pipeline, metrics, clock)
         app[appkeys.SENDER], app[appkeys.DELIVERY], app[appkeys.POLLER] = sender, delivery, poller
+        await poller.mark_start()
         scheduler = AsyncIOScheduler()
         poller.schedule(scheduler)
         await sender.start()

@@ -12,9 +12,9 @@ One poll (`poll_once`):
 3. Everything seen, the waiting messages past `poll.stuck_after`, and the advanced cursor go to
    `Pipeline.record` as one transaction: the cursor only moves together with the events it covers.
 
-First start (no cursor): the first window starts `poll.backfill` (default 0) before now, minus the
-overlap. Messages of that first window created before `now - backfill` are recorded as seen without
-events (no flood of old messages); every message that first appears in a later poll is new, whatever
+First start (no cursor): the first window starts `poll.backfill` (default 0) before the bridge's first
+start (`mark_start`, stored once), minus the overlap. Messages of that first window created before that
+instant are recorded as seen without events (no flood of old messages); every message that first appears in a later poll is new, whatever
 its `created` says. Outgoing messages in flight before the first start are not followed unless the
 bridge submitted them. The bridge's clock must agree with the upstream's within `poll.overlap`.
 
@@ -46,6 +46,7 @@ from bridge.store import Store, StoreError
 log = logging.getLogger(__name__)
 
 CURSOR = "poll.begin"
+START = "poll.start"  # the first start's "now - backfill": older messages are history, newer ones are news
 FEW_STATUS_CHECKS = 5
 BACKOFF_CAP = 120.0
 BACKOFF_INTERVALS = 8  # a fast poller recovers fast: its backoff grows to 8 intervals, not to the cap
@@ -115,10 +116,24 @@ class Poller:
         self._succeeded("poll", now)
         return result
 
+    async def mark_start(self) -> float:
+        """Record, once in the database's life, the instant before which messages are history; returns it.
+
+        Called when the bridge starts, before any upstream call, so an SMS that arrives while the first poll
+        is still failing (or before a crash ends the first run) is news, not history.
+        """
+        stored = await self.store.get_cursor(START)
+        if stored is not None:
+            return float(stored)
+        start = self.clock() - self.poll.backfill
+        async with self.store.transaction() as db:
+            await Store.set_cursor(db, START, repr(start))
+        return start
+
     async def _poll(self, now: float) -> PollResult:
         stored = await self.store.get_cursor(CURSOR)
         first = stored is None
-        start = now - self.poll.backfill
+        start = await self.mark_start() if first else 0.0
         begin = start - self.poll.overlap if stored is None else float(stored)
         in_flight = await self.store.open_outgoing(now - self.poll.lookback)
         behind = [row for row in in_flight if row["created_ts"] < begin and row["id"] not in self._unknown_upstream]

@@ -97,6 +97,18 @@ async def test_first_start_on_a_busy_account_emits_no_history(bridge: Harness) -
     assert [e["sms"]["body"] for e in await bridge.events()] == ["after the start"]
 
 
+async def test_an_sms_after_the_start_is_news_even_when_the_first_poll_failed(bridge: Harness) -> None:
+    """An SMS that arrives after the bridge started, while its first poll fails, still gives one event."""
+    await bridge.poller.mark_start()
+    bridge.advance(30)
+    await bridge.control("faults", {"count": 1, "mode": "500", "methods": ["getallsms"]})
+    await bridge.inbound(body="while the upstream failed")
+    assert not (await bridge.poller.poll_once()).ok
+    bridge.advance(30)
+    await bridge.poller.poll_once()
+    assert [e["sms"]["body"] for e in await bridge.events()] == ["while the upstream failed"]
+
+
 async def test_backfill_emits_only_the_configured_stretch_of_history(make_harness: MakeHarness) -> None:
     """With poll.backfill, the first poll emits the messages of that stretch and nothing older."""
     bridge = await make_harness(poll=replace(TEST_POLL, backfill=600))
