@@ -125,7 +125,8 @@ class Poller:
         stored = await self.store.get_cursor(START)
         if stored is not None:
             return float(stored)
-        start = self.clock() - self.poll.backfill
+        # The upstream's dates have whole seconds: an SMS of the start's own second is news, not history.
+        start = float(math.floor(self.clock() - self.poll.backfill))
         async with self.store.transaction() as db:
             await Store.set_cursor(db, START, repr(start))
         return start

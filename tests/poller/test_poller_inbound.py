@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -107,6 +108,16 @@ async def test_an_sms_after_the_start_is_news_even_when_the_first_poll_failed(br
     bridge.advance(30)
     await bridge.poller.poll_once()
     assert [e["sms"]["body"] for e in await bridge.events()] == ["while the upstream failed"]
+
+
+async def test_an_sms_in_the_same_second_as_the_start_is_news(bridge: Harness) -> None:
+    """The upstream's dates have whole seconds: an SMS of the start's own second, just after it, gives an event."""
+    bridge.advance(math.ceil(bridge.clock()) - bridge.clock() + 0.9)
+    await bridge.poller.mark_start()
+    bridge.advance(0.05)
+    await bridge.inbound(body="right after the start")
+    await bridge.poller.poll_once()
+    assert [e["sms"]["body"] for e in await bridge.events()] == ["right after the start"]
 
 
 async def test_backfill_emits_only_the_configured_stretch_of_history(make_harness: MakeHarness) -> None:
