@@ -30,7 +30,7 @@ import math
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -38,7 +38,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bridge.config import Config
 from bridge.gateway.client import GatewayClient
 from bridge.gateway.errors import ApiError, AuthError, GatewayError
-from bridge.gateway.models import Status
+from bridge.gateway.models import Sms, Status
 from bridge.metrics import Metrics
 from bridge.pipeline import DeviceSeen, Observation, Pipeline, SmsSeen, StatusSeen, StuckSuspected
 from bridge.store import Store, StoreError
@@ -141,7 +141,7 @@ class Poller:
         window = begin
         if len(behind) > FEW_STATUS_CHECKS:
             window, behind = min(row["created_ts"] for row in behind), []
-        messages = await self.gateway.get_all_sms(begin=_utc(window))
+        messages = [unfold(sms, window) for sms in await self.gateway.get_all_sms(begin=_utc(window))]
         observations: list[Observation] = [
             SmsSeen(sms, history=first and sms.created.timestamp() < start) for sms in messages
         ]
@@ -270,6 +270,18 @@ class Poller:
         """The scheduled device check: skipped while backing off."""
         if not self.backing_off("devices"):
             await self.check_devices()
+
+
+def unfold(sms: Sms, not_before: float) -> Sms:
+    """`sms`, its `created` read as the later instant when it names a repeated hour and the earlier is too early.
+
+    The upstream gives a zone name but no offset, so 02:10 on the night clocks go back is two instants; an
+    answer to "created since `not_before`" cannot mean the one before `not_before`.
+    """
+    later = sms.created.replace(fold=1)
+    if later.utcoffset() == sms.created.utcoffset() or sms.created.timestamp() >= not_before:
+        return sms
+    return replace(sms, created=later)
 
 
 def _utc(ts: float) -> datetime:

@@ -84,9 +84,6 @@ async def test_polling_across_the_spring_forward_loses_and_repeats_nothing(
         await received_exactly_once(bridge, ids)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the API names the zone but not the offset, so 02:10 in the repeated hour is ambiguous; the bridge reads "
-    "the earlier instant, which keeps the poll cursor safe (nothing lost) but reports the time an hour early"))
 async def test_an_sms_received_in_the_repeated_hour_keeps_its_true_time(
         sim_app: tuple[str, Simulator, RequestLog], sim: SimulatorControl, tmp_path: Path,
         session: aiohttp.ClientSession) -> None:
