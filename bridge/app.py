@@ -107,6 +107,8 @@ def _workers_ctx(clock: Callable[[], float]):
         await delivery.start()
         scheduler.start()
         yield
+        scheduler.pause()
+        await poller.stop()
         scheduler.shutdown(wait=False)
         await sender.stop()
         await delivery.stop()

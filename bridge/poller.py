@@ -25,11 +25,13 @@ when it starts and once when it ends; `health()` turns degraded after `poll.unhe
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
@@ -49,6 +51,7 @@ CURSOR = "poll.begin"
 START = "poll.start"  # the first start's "now - backfill": older messages are history, newer ones are news
 FEW_STATUS_CHECKS = 5
 BACKOFF_CAP = 120.0
+STOP_GRACE = 5.0  # seconds a poll in progress may take to finish when the bridge stops
 BACKOFF_INTERVALS = 8  # a fast poller recovers fast: its backoff grows to 8 intervals, not to the cap
 
 _WAITING = frozenset({int(Status.PENDING), int(Status.QUEUED), int(Status.TAKEN)})
@@ -97,6 +100,8 @@ class Poller:
         self.clock = clock
         self._last_success: float | None = None
         self._outages = {"poll": _Outage(), "devices": _Outage()}
+        self._runs: set[asyncio.Task[object]] = set()  # scheduled runs in progress
+        self._stopping = False
         self._devices_checked = False
         self._unknown_upstream: set[int] = set()  # ids getsmsstatus refused: not asked again
 
@@ -262,14 +267,42 @@ class Poller:
         """The scheduled poll: skipped while backing off; the first one learns the devices' numbers first."""
         if self.backing_off("poll"):
             return
-        if not self._devices_checked and not self.backing_off("devices"):
-            await self.check_devices()
-        await self.poll_once()
+        async with self._scheduled_run():
+            if not self._devices_checked and not self.backing_off("devices"):
+                await self.check_devices()
+            await self.poll_once()
 
     async def run_scheduled_devices(self) -> None:
         """The scheduled device check: skipped while backing off."""
         if not self.backing_off("devices"):
-            await self.check_devices()
+            async with self._scheduled_run():
+                await self.check_devices()
+
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Let a scheduled run in progress finish within `grace` seconds, then cut it short (it ends quietly)."""
+        self._stopping = True
+        if not self._runs:
+            return
+        _, late = await asyncio.wait(self._runs, timeout=grace)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+
+    @asynccontextmanager
+    async def _scheduled_run(self) -> AsyncIterator[None]:
+        task = asyncio.current_task()
+        assert task is not None
+        self._runs.add(task)
+        try:
+            yield
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            # Cut short by the stop: its transaction rolled back, and the next start polls the same window.
+            log.info("poll: stopped before it finished; the next start polls the same window again")
+        finally:
+            self._runs.discard(task)
 
 
 def unfold(sms: Sms, not_before: float) -> Sms:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
+import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from poller_support import TEST_POLL, Harness, MakeHarness
 
@@ -53,3 +55,26 @@ async def _has_cursor(bridge: Harness) -> bool:
 
 async def _has_events(bridge: Harness) -> bool:
     return bool(await bridge.events())
+
+
+async def test_stopping_mid_poll_ends_quietly_and_records_nothing(make_harness: MakeHarness,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """A poll cut short by the stop logs no error and keeps the cursor where it was."""
+    caplog.set_level(logging.INFO, logger="bridge.poller")
+    bridge = await make_harness(poll=replace(TEST_POLL, interval=0.05, devices_interval=60))
+    await bridge.poller.check_devices()
+    await bridge.control("faults", {"count": 1, "mode": "hang", "hang_seconds": 30, "methods": ["getallsms"]})
+    scheduler = AsyncIOScheduler()
+    bridge.poller.schedule(scheduler)
+    scheduler.start()
+    await _until(lambda: _asked(bridge))
+    scheduler.pause()
+    await bridge.poller.stop(grace=0.05)
+    scheduler.shutdown(wait=False)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert "poll: stopped before it finished" in caplog.text
+    assert await bridge.store.get_cursor(CURSOR) is None
+
+
+async def _asked(bridge: Harness) -> bool:
+    return await bridge.calls("getallsms") > 0
