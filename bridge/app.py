@@ -87,7 +87,9 @@ def _simulator_for(gateway: GatewayConfig, email: str, password: Secret) -> web.
     )
 
 
-def _workers_ctx(clock: Callable[[], float]):
+def _workers_ctx(clock: Callable[[], float]) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The cleanup context of the poller, its scheduler, the sender and the delivery worker."""
+
     async def workers(app: web.Application) -> AsyncIterator[None]:
         config = app[appkeys.CONFIG]
         store, gateway, metrics = app[appkeys.STORE], app[appkeys.GATEWAY], app[appkeys.METRICS]
