@@ -7,7 +7,10 @@ its status), or `failed` (the upstream refused it), or `refused` (opt-out list, 
 
 Never sent twice: an in-doubt recipient is looked up upstream (`getallsms` with its `customerid`) before
 anything else happens to it; only when the upstream does not have it is it queued again. The lookup waits
-`in_doubt_after` (twice the client timeout) so a request still running upstream has finished.
+`in_doubt_after` (twice the client timeout). When the upstream answered the failed call (an HTTP 5xx, a
+body that is not JSON) it had finished with it, so one lookup decides. When it did not answer (a timeout)
+it may still be working on the call: a miss is looked up again, and the SMS is sent again only once
+`resend_after` (at least 5 minutes) has passed since the call.
 
 Never lost: every failure other than a refusal keeps the row and retries with exponential backoff.
 
@@ -53,6 +56,7 @@ IDLE_WAIT = 30.0             # longest sleep of the worker when nothing is due
 ERROR_WAIT = 5.0
 LOOKUP_CONCURRENCY = 8       # getallsms calls in flight when looking sends up one customerid at a time
 STOP_GRACE = 10.0            # how long stop() lets an upstream call finish before cancelling it
+RESEND_AFTER_MIN = 300.0     # an unanswered call's SMS missing upstream is sent again this long after, at least
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,7 @@ class _Recipient:
     number: str
     attempts: int
     submitted_ts: float | None
+    resend_ts: float | None
     body: str
     device_id: int | None
     sim: int | None
@@ -85,7 +90,8 @@ class _Recipient:
     @classmethod
     def of(cls, row: sqlite3.Row) -> _Recipient:
         """The recipient of a `Store.due_recipients` / `recipients_by_id` row."""
-        return cls(row["id"], row["send_id"], row["number"], row["attempts"], row["submitted_ts"], row["body"],
+        return cls(row["id"], row["send_id"], row["number"], row["attempts"], row["submitted_ts"], row["resend_ts"],
+                   row["body"],
                    row["device_id"], row["sim"], row["send_at"], bool(row["urgent"]), row["customer_id"])
 
     @property
@@ -153,6 +159,7 @@ class Sender:
         self._clock = clock
         self._batch_size = batch_size
         self._in_doubt_after = 2 * config.gateway.timeout if in_doubt_after is None else in_doubt_after
+        self._resend_after = max(RESEND_AFTER_MIN, 4 * self._in_doubt_after)
         self._zone = ZoneInfo(config.gateway.timezone)
         self._buckets: dict[int, _Bucket] = {}
         self._unlearned: dict[int, tuple[float, int]] = {}  # recipient id -> (next try, tries)
@@ -396,14 +403,20 @@ class Sender:
         kind, state = _classify(exc)
         self._metrics.upstream_errors.labels(method=method, kind=kind).inc()
         reason = exc.message if isinstance(exc, GatewayError) else f"{type(exc).__name__}: {exc}"
-        if state == "failed":
-            changes = [(r.id, reason, now) for r in rows]
-        elif state == "in_doubt":
-            changes = [(r.id, f"outcome unknown, reconciling: {reason}", now + self._in_doubt_after) for r in rows]
+        if state == "in_doubt":
+            answered = isinstance(exc, UpstreamUnavailable) and exc.answered
+            resend_ts = now if answered else now + self._resend_after
+            doubts = [(r.id, f"outcome unknown, reconciling: {reason}", now + self._in_doubt_after, resend_ts)
+                      for r in rows]
+            async with self._store.transaction() as db:
+                await Store.set_in_doubt(db, doubts, now)
         else:
-            changes = [(r.id, f"will retry: {reason}", now + _backoff(r.attempts + 1)) for r in rows]
-        async with self._store.transaction() as db:
-            await Store.set_recipients(db, state, changes, now)
+            if state == "failed":
+                changes = [(r.id, reason, now) for r in rows]
+            else:
+                changes = [(r.id, f"will retry: {reason}", now + _backoff(r.attempts + 1)) for r in rows]
+            async with self._store.transaction() as db:
+                await Store.set_recipients(db, state, changes, now)
         self._count(state, len(rows))
         if kind == "bug":
             log.error("sender: %s failed unexpectedly; the send is reconciled before any retry", method,
@@ -441,12 +454,19 @@ class Sender:
                 await Store.set_recipients(db, "in_doubt", later, now)
             return len(rows)
         missing = [r for r in rows if r.id not in found]
+        gone = [r for r in missing if r.resend_ts is None or r.resend_ts <= now]
+        later = [(r.id, "outcome unknown: not listed upstream yet, looking again",
+                  min(r.resend_ts, now + self._in_doubt_after), r.resend_ts)
+                 for r in missing if r.resend_ts is not None and r.resend_ts > now]
         self._count("submitted", len(found))
-        self._count("requeued", len(missing))
+        self._count("requeued", len(gone))
+        if later:
+            async with self._store.transaction() as db:
+                await Store.set_in_doubt(db, later, now)
         await self._record_learned({r.id: (r, found[r.id].id, found[r.id]) for r in rows if r.id in found}, [],
-                                   requeue=missing)
-        if missing:
-            log.warning("sender: %d in-doubt send(s) never reached the upstream; queued again", len(missing))
+                                   requeue=gone)
+        if gone:
+            log.warning("sender: %d in-doubt send(s) never reached the upstream; queued again", len(gone))
         return len(rows)
 
     async def _learn_due(self) -> None:

@@ -159,6 +159,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX messages_open_due ON messages (due_ts)
         WHERE due_ts IS NOT NULL AND direction = 'out' AND status IN (0, 1, 2, 3, 6);
     """,
+    # 4: the earliest time an in-doubt recipient the upstream does not list may be sent again.
+    """
+    ALTER TABLE recipients ADD COLUMN resend_ts REAL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -619,8 +623,8 @@ class Store:
     # Id and number lists go through json_each so one statement serves any number of them.
 
     _RECIPIENT_FIELDS = (
-        "SELECT r.id, r.send_id, r.number, r.state, r.attempts, r.submitted_ts, s.body, s.device_id, s.sim, "
-        "s.send_at, s.urgent, s.customer_id FROM recipients r JOIN sends s ON s.id = r.send_id "
+        "SELECT r.id, r.send_id, r.number, r.state, r.attempts, r.submitted_ts, r.resend_ts, s.body, s.device_id, "
+        "s.sim, s.send_at, s.urgent, s.customer_id FROM recipients r JOIN sends s ON s.id = r.send_id "
     )
 
     @staticmethod
@@ -784,6 +788,17 @@ class Store:
         await db.executemany(
             "UPDATE recipients SET state = ?, reason = ?, next_attempt_ts = ?, updated_ts = ? WHERE id = ?",
             [(state, reason, due, now, rid) for rid, reason, due in changes],
+        )
+
+    @staticmethod
+    async def set_in_doubt(
+        db: aiosqlite.Connection, changes: Iterable[tuple[int, str, float, float]], now: float,
+    ) -> None:
+        """Put recipients, given as (id, reason, next lookup ts, earliest resend ts), in doubt."""
+        await db.executemany(
+            "UPDATE recipients SET state = 'in_doubt', reason = ?, next_attempt_ts = ?, resend_ts = ?, "
+            "updated_ts = ? WHERE id = ?",
+            [(reason, due, resend, now, rid) for rid, reason, due, resend in changes],
         )
 
     @staticmethod

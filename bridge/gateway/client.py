@@ -377,7 +377,7 @@ def _check_http(method: str, status: int, location: str | None) -> None:
         raise ApiError(f"{method}: the gateway redirected (HTTP {status}) to {location or 'elsewhere'}; "
                        "use the final address as the gateway URL")
     if status >= 500 or status in _RETRY_LATER_HTTP:
-        raise UpstreamUnavailable(f"{method}: the gateway answered HTTP {status}")
+        raise UpstreamUnavailable(f"{method}: the gateway answered HTTP {status}", answered=True)
     raise ApiError(f"{method}: the gateway answered HTTP {status}")
 
 

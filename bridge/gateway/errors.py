@@ -24,15 +24,19 @@ class UpstreamUnavailable(GatewayError):
 
     `maybe_applied` is False only when the request surely never reached the server (connection
     refused, name not resolved); otherwise a send may have happened and must be reconciled first.
+    `answered` is True when the server did answer (an HTTP 5xx, a body that is not JSON): it has finished
+    with the request, so what it applied can be looked up at once. Without an answer (a timeout) it may
+    still be working on it.
     """
 
-    def __init__(self, message: str, maybe_applied: bool = True) -> None:
+    def __init__(self, message: str, maybe_applied: bool = True, answered: bool = False) -> None:
         super().__init__(message)
         self.maybe_applied = maybe_applied
+        self.answered = answered
 
 
 class MalformedResponse(UpstreamUnavailable):
     """The upstream answered HTTP 200 with a body the client cannot read (the request may have applied)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, maybe_applied=True)
+        super().__init__(message, maybe_applied=True, answered=True)

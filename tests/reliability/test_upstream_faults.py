@@ -135,9 +135,6 @@ async def test_accepted_sends_go_out_once_after_the_token_is_revoked(
     await sent_exactly_once(bridge, sim, ids, expected)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a call the upstream applies later than in_doubt_after (twice the client timeout) is looked up once, "
-    "found missing and sent again; waiting longer would delay every genuinely lost send as much"))
 async def test_a_send_the_upstream_applies_after_the_in_doubt_wait_is_not_sent_twice(
         bridge: RunningBridge, sim: SimulatorControl) -> None:
     """A send call that hangs past twice the client timeout (the in-doubt wait) and then applies is not doubled."""
