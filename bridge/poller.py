@@ -138,9 +138,9 @@ class Poller:
 
     async def _poll(self, now: float) -> PollResult:
         stored = await self.store.get_cursor(CURSOR)
-        first = stored is None
-        start = await self.mark_start() if first else 0.0
-        begin = start - self.poll.overlap if stored is None else float(stored)
+        # Until a poll is recorded, messages older than the bridge's first start are history, not news.
+        history_before = await self.mark_start() if stored is None else -math.inf
+        begin = history_before - self.poll.overlap if stored is None else float(stored)
         in_flight = await self.store.open_outgoing(now - self.poll.lookback)
         behind = [row for row in in_flight if row["created_ts"] < begin and row["id"] not in self._unknown_upstream]
         window = begin
@@ -148,7 +148,7 @@ class Poller:
             window, behind = min(row["created_ts"] for row in behind), []
         messages = [unfold(sms, window) for sms in await self.gateway.get_all_sms(begin=_utc(window))]
         observations: list[Observation] = [
-            SmsSeen(sms, history=first and sms.created.timestamp() < start) for sms in messages
+            SmsSeen(sms, history=sms.created.timestamp() < history_before) for sms in messages
         ]
         for row in behind:
             status = await self._status_of(row["id"])

@@ -460,11 +460,8 @@ class Sender:
                  for r in missing if r.resend_ts is not None and r.resend_ts > now]
         self._count("submitted", len(found))
         self._count("requeued", len(gone))
-        if later:
-            async with self._store.transaction() as db:
-                await Store.set_in_doubt(db, later, now)
         await self._record_learned({r.id: (r, found[r.id].id, found[r.id]) for r in rows if r.id in found}, [],
-                                   requeue=gone)
+                                   requeue=gone, doubts=later)
         if gone:
             log.warning("sender: %d in-doubt send(s) never reached the upstream; queued again", len(gone))
         return len(rows)
@@ -550,8 +547,10 @@ class Sender:
         learned: dict[int, tuple[_Recipient, int, Sms | None]],
         unknown: list[_Recipient],
         requeue: Sequence[_Recipient] = (),
+        doubts: Sequence[tuple[int, str, float, float]] = (),
     ) -> None:
-        """Commit what the upstream took: ids learned (with `messages` rows), ids still unknown, rows to resend."""
+        """Commit, in one transaction, what the upstream took: ids learned (with `messages` rows), ids still
+        unknown, rows to resend, and rows still in doubt (as `Store.set_in_doubt` takes them)."""
         now = self._clock()
         retry: dict[int, tuple[float, int]] = {}
         for r in unknown:
@@ -565,6 +564,7 @@ class Sender:
             await Store.insert_messages(db, [self._message_row(r, sms_id, sms, now)
                                              for r, sms_id, sms in learned.values()])
             await Store.set_recipients(db, "queued", [(r.id, None, now) for r in requeue], now)
+            await Store.set_in_doubt(db, doubts, now)
         for rid in learned:
             self._unlearned.pop(rid, None)
         for r in unknown:

@@ -248,7 +248,7 @@ class Store:
             await self._db.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")
             await self._db.execute("PRAGMA foreign_keys = ON")
         except sqlite3.DatabaseError as exc:
-            raise _open_error(self.path, exc) from exc
+            raise _database_error(self.path, exc) from exc
         if str(mode).lower() != "wal":
             raise StoreError(f"{self.path}: cannot switch the database to WAL mode (got {mode})")
 
@@ -268,7 +268,7 @@ class Store:
                         await db.execute(statement)
                     await db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
         except sqlite3.DatabaseError as exc:
-            raise _open_error(self.path, exc) from exc
+            raise _database_error(self.path, exc) from exc
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -834,10 +834,6 @@ def _statements(script: str) -> list[str]:
     """Split a migration script into statements (no semicolons inside our DDL strings)."""
     lines = [line.split("--", 1)[0] for line in script.splitlines()]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
-
-
-def _open_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
-    return exc if isinstance(exc, StoreError) else _database_error(path, exc)
 
 
 def _database_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError:

@@ -182,7 +182,7 @@ async def start_bridge(config: Config, *, start_sender: bool = True, in_doubt_af
                             timeout=config.gateway.timeout)
     metrics = Metrics()
     sender = Sender(config, store, gateway, metrics, clock, in_doubt_after=in_doubt_after)
-    router = Router.compile(config.rules, TemplateEngine(config.templates_dir), config.gateway.timezone)
+    router = Router.for_config(config, TemplateEngine(config.templates_dir))
     pipeline = Pipeline(store, router, config.safety, metrics, clock)
     pipeline.on_sends = sender.wake
     poller = Poller(config, store, gateway, pipeline, metrics, clock)

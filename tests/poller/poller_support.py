@@ -54,7 +54,7 @@ class Harness:
         """Open the store and build the pipeline and poller (as a bridge start does)."""
         self.store = await Store.open(self.path)
         self.metrics = Metrics()
-        router = Router.compile(self.config.rules, TemplateEngine(None), self.config.gateway.timezone)
+        router = Router.for_config(self.config, TemplateEngine(None))
         self.pipeline = Pipeline(self.store, router, self.config.safety, self.metrics, self.clock)
         gateway = GatewayClient(self.session, self.url, email=EMAIL, password=PASSWORD,
                                 account_tz=self.config.gateway.timezone, timeout=self.config.gateway.timeout)
