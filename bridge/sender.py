@@ -15,7 +15,10 @@ it may still be working on the call: a miss is looked up again, and the SMS is s
 Never lost: every failure other than a refusal keeps the row and retries with exponential backoff.
 
 Correlation: `addalotofsms` returns no ids, so every SMS carries a `customerid` — the user's when the API
-call gave one, else the recipient row id — and the ids are learned from `getallsms` afterwards.
+call gave one, else a random one the store drew for the recipient (never the row id, which every database
+starts again at 1: another bridge on the same account would hand out the same ones) — and the ids are learned
+from `getallsms` afterwards. A listed SMS is taken for a recipient only when its customerid, number and text
+are the recipient's and it was created around the recipient's submission.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import logging
 import random
 import sqlite3
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -80,6 +84,7 @@ class _Recipient:
     attempts: int
     submitted_ts: float | None
     resend_ts: float | None
+    correlation: int
     body: str
     device_id: int | None
     sim: int | None
@@ -91,13 +96,12 @@ class _Recipient:
     def of(cls, row: sqlite3.Row) -> _Recipient:
         """The recipient of a `Store.due_recipients` / `recipients_by_id` row."""
         return cls(row["id"], row["send_id"], row["number"], row["attempts"], row["submitted_ts"], row["resend_ts"],
-                   row["body"],
-                   row["device_id"], row["sim"], row["send_at"], bool(row["urgent"]), row["customer_id"])
+                   row["correlation_id"], row["body"], row["device_id"], row["sim"], row["send_at"], bool(row["urgent"]), row["customer_id"])
 
     @property
     def correlation_id(self) -> int:
         """The `customerid` this SMS carries upstream."""
-        return self.id if self.customer_id is None else self.customer_id
+        return self.correlation if self.customer_id is None else self.customer_id
 
     @property
     def due_ts(self) -> float | None:
@@ -521,7 +525,7 @@ class Sender:
 
     async def _match(self, rows: Iterable[_Recipient], listing: list[Sms], found: dict[int, Sms],
                      taken: set[int]) -> None:
-        """Pair rows with listed messages: same customerid and number (and text when the user chose the id)."""
+        """Pair rows with listed messages: same customerid, number and text, created around the row's submission."""
         by_customer: dict[int, list[Sms]] = {}
         for sms in listing:
             if sms.customer_id is not None and not sms.is_incoming:
@@ -534,13 +538,21 @@ class Sender:
             if r.id in found:
                 continue
             for sms in sorted(by_customer.get(r.correlation_id, ()), key=lambda s: s.id):
-                if sms.id in taken or not _same_number(sms.number, r.number):
-                    continue
-                if r.customer_id is not None and sms.body.strip() != r.body.strip():
+                if sms.id in taken or not self._is_own(r, sms):
                     continue
                 found[r.id] = sms
                 taken.add(sms.id)
                 break
+
+    def _is_own(self, r: _Recipient, sms: Sms) -> bool:
+        """True when a listed SMS with `r`'s customerid is `r`'s: its number and text, created when `r` was
+        handed over (give or take the clocks' slack; an unanswered call may be applied until `resend_after`)."""
+        if not _same_number(sms.number, r.number) or not _same_text(sms.body, r.body):
+            return False
+        if r.submitted_ts is None:
+            return True
+        created = sms.created.timestamp()
+        return r.submitted_ts - MATCH_SLACK <= created <= r.submitted_ts + self._resend_after + MATCH_SLACK
 
     async def _record_learned(
         self,
@@ -621,6 +633,15 @@ def number_spellings(number: str, region: str | None) -> tuple[str, ...]:
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     national = safety.normalize_number(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL))
     return tuple(dict.fromkeys((e164, national, plain)))
+
+
+def _same_text(listed: str, ours: str) -> bool:
+    """True when the upstream's copy of a text is ours (it may trim it and turn CRLF into LF)."""
+    return _comparable_text(listed) == _comparable_text(ours)
+
+
+def _comparable_text(text: str) -> str:
+    return unicodedata.normalize("NFC", text.replace("\r\n", "\n")).strip()
 
 
 def _digits(number: str) -> str:

@@ -98,7 +98,7 @@ MIGRATIONS: tuple[str, ...] = (
     );
 
     CREATE TABLE recipients (
-        id              INTEGER PRIMARY KEY,      -- also the correlation customerid when the send has none
+        id              INTEGER PRIMARY KEY,
         send_id         TEXT NOT NULL REFERENCES sends (id),
         position        INTEGER NOT NULL,
         number          TEXT NOT NULL,
@@ -163,8 +163,16 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE recipients ADD COLUMN resend_ts REAL;
     """,
+    # 5: the customerid a recipient carries upstream when its send has none: random, so that no other
+    # database (another bridge on the same account) hands out the same one; rows already sent keep their id.
+    """
+    ALTER TABLE recipients ADD COLUMN correlation_id INTEGER;
+    UPDATE recipients SET correlation_id = id;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+# A fresh correlation customerid: 1 … 2**31 - 1, the upstream's int range (SQLite's random() is 64-bit).
+_NEW_CORRELATION_ID = "(abs(random() % 2147483647) + 1)"
 
 
 class StoreError(Exception):
@@ -345,8 +353,8 @@ class Store:
              send.customer_id, send.event_id, int(send.is_reply), now),
         )
         await db.executemany(
-            "INSERT INTO recipients (send_id, position, number, state, next_attempt_ts, updated_ts) "
-            "VALUES (?, ?, ?, 'queued', ?, ?)",
+            "INSERT INTO recipients (send_id, position, number, state, next_attempt_ts, updated_ts, correlation_id) "
+            f"VALUES (?, ?, ?, 'queued', ?, ?, {_NEW_CORRELATION_ID})",
             [(send.id, i, number, now, now) for i, number in enumerate(send.recipients)],
         )
 
@@ -623,8 +631,8 @@ class Store:
     # Id and number lists go through json_each so one statement serves any number of them.
 
     _RECIPIENT_FIELDS = (
-        "SELECT r.id, r.send_id, r.number, r.state, r.attempts, r.submitted_ts, r.resend_ts, s.body, s.device_id, "
-        "s.sim, s.send_at, s.urgent, s.customer_id FROM recipients r JOIN sends s ON s.id = r.send_id "
+        "SELECT r.id, r.send_id, r.number, r.state, r.attempts, r.submitted_ts, r.resend_ts, r.correlation_id, "
+        "s.body, s.device_id, s.sim, s.send_at, s.urgent, s.customer_id FROM recipients r JOIN sends s ON s.id = r.send_id "
     )
 
     @staticmethod
@@ -645,9 +653,9 @@ class Store:
         )
         recipients = [[s.id, i, number] for s in sends for i, number in enumerate(s.recipients)]
         await db.execute(
-            "INSERT INTO recipients (send_id, position, number, state, next_attempt_ts, updated_ts) "
+            "INSERT INTO recipients (send_id, position, number, state, next_attempt_ts, updated_ts, correlation_id) "
             "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
-            "'queued', ?1, ?1 FROM json_each(?2)",
+            f"'queued', ?1, ?1, {_NEW_CORRELATION_ID} FROM json_each(?2)",
             (now, json.dumps(recipients)),
         )
 
