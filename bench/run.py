@@ -2,11 +2,12 @@
 
     python bench/run.py [--markdown] [--timeout SECONDS] [NAME ...]
 
-Each script (all of bench/*.py but this one, or only the NAMEs given) runs in its own process, one after the
-other, with `--json`, and prints a list of {"figure", "value", "unit", "baseline", "target", "met"}. The table
-shows each figure with its baseline, value/baseline, target and whether the target is met. A script that fails
-(exit status, timeout, output that is not that JSON) is one row with its error; the others still run. The exit
-status is 1 when a script failed, else 0 (a missed target is reported, not an error).
+Each script (all of bench/*.py but this one, the whole-bridge scenario first, or only the NAMEs given) runs
+in its own process, one after the other, with `--json`, and prints a list of {"figure", "value", "unit",
+"baseline", "target", "met"} (optionally with "spread": [lowest, highest] over the script's rounds). The table
+shows each figure with its baseline, value/baseline, target, whether the target is met, and its spread. A
+script that fails (exit status, timeout, output that is not that JSON) is one row with its error; the others
+still run. The exit status is 1 when a script failed, else 0 (a missed target is reported, not an error).
 `--markdown` prints the table as Markdown, for the README's "Performance" section.
 """
 
@@ -26,8 +27,9 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
-COLUMNS = ("script", "figure", "value", "unit", "baseline", "ratio", "target", "met")
+COLUMNS = ("script", "figure", "value", "unit", "baseline", "ratio", "target", "met", "spread")
 ERROR_CHARS = 160
+FIRST = "whole_bridge.py"  # the bridge as users run it comes before the benches of its parts
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,7 @@ class Row:
     target: Any = None
     met: bool | None = None
     error: str | None = None
+    spread: tuple[Any, Any] | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -53,17 +56,20 @@ class Row:
     def cells(self) -> tuple[str, ...]:
         """The row's cells, formatted, in COLUMNS order."""
         if self.error is not None:
-            return (self.script, self.figure, f"ERROR: {self.error}", "", "", "", "", "")
+            return (self.script, self.figure, f"ERROR: {self.error}", "", "", "", "", "", "")
         met = "-" if self.met is None else ("yes" if self.met else "NO")
+        spread = "-" if self.spread is None else f"{_fmt(self.spread[0])}–{_fmt(self.spread[1])}"
         return (self.script, self.figure, _fmt(self.value), self.unit, _fmt(self.baseline), _fmt(self.ratio),
-                _fmt(self.target), met)
+                _fmt(self.target), met, spread)
 
 
 def scripts(names: Sequence[str]) -> list[Path]:
-    """The benchmark scripts to run: the given names (with or without .py), else every one but this file."""
+    """The benchmark scripts to run: the given names (with or without .py), else every one but this file,
+    the whole-bridge scenario first."""
     if names:
         return [BENCH_DIR / (name if name.endswith(".py") else f"{name}.py") for name in names]
-    return sorted(p for p in BENCH_DIR.glob("*.py") if p.name != Path(__file__).name and not p.name.startswith("_"))
+    found = (p for p in BENCH_DIR.glob("*.py") if p.name != Path(__file__).name and not p.name.startswith("_"))
+    return sorted(found, key=lambda p: (p.name != FIRST, p.name))
 
 
 def run_script(script: Path, timeout: float) -> list[Row]:
@@ -84,7 +90,7 @@ def run_script(script: Path, timeout: float) -> list[Row]:
     except ValueError as exc:
         return [Row(name, "-", error=str(exc))]
     rows = [Row(name, str(f.get("figure")), f.get("value"), str(f.get("unit") or ""), f.get("baseline"),
-                f.get("target"), f.get("met")) for f in figures]
+                f.get("target"), f.get("met"), spread=_spread(f.get("spread"))) for f in figures]
     return rows + [Row(name, "(run time)", round(time.monotonic() - began, 1), "s")]
 
 
@@ -150,6 +156,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"machine: {machine()}\n")
         print(render_text(rows))
     return 1 if any(row.error is not None for row in rows) else 0
+
+
+def _spread(value: Any) -> tuple[Any, Any] | None:
+    """A figure's [lowest, highest] over its rounds, when it gave one."""
+    if isinstance(value, list) and len(value) == 2:
+        return value[0], value[1]
+    return None
 
 
 def _is_number(value: Any) -> bool:

@@ -1,0 +1,429 @@
+"""The whole bridge as users run it, next to bare aiohttp baselines measured in the same run (figures, not a test).
+
+Every part runs in a process of its own: `sms-bridge run` (poller, sender, delivery worker and HTTP API
+all on, a fresh SQLite file per measurement), the upstream (the bridge's SmsGateway24 simulator, plus a
+bench route that stores many inbound SMS at once and a log of the getallsms calls it answered), a
+webhook sink that answers 204 and notes when each signed webhook arrived, a bare aiohttp server that
+only answers 202, and this process, the load generator.
+
+1. API: 64 keep-alive clients POST 4,000 sends to /v1/messages (a 100-number rota), then the same to
+   the bare 202 handler: requests/s, their ratio, p99 latency. The bridge's sender hands every accepted
+   recipient upstream; the run checks that the upstream got each exactly once.
+2. Pipeline: 2,000 inbound SMS appear upstream at once; a rule forwards each to the sink as a signed
+   webhook. Events/s counts from the start of the poll that fetched them to the arrival of the last
+   webhook; the sink must see 2,000 distinct webhook ids (one event per SMS). The baseline is a bare
+   aiohttp POST loop sending the same number of signed bodies, with the webhook's concurrency, to the
+   same sink.
+
+    python bench/whole_bridge.py [--rounds 3] [--requests 4000] [--clients 64] [--inbound 2000] [--json]
+
+Each round measures every figure once, baselines and bridge back to back; the figures are the medians over
+the rounds, and each row's `spread` gives the lowest and highest round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bridge.gateway.simulator import SIMULATOR, build_simulator_app
+from deliver import _bodies, run_bare
+from http_api import API_KEY, ON_CALL, TEXT, _response_status, _split, bare_202, percentile
+
+EMAIL, PASSWORD, ZONE = "demo@example.com", "demo", "Europe/Paris"
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+DEVICE = 1576
+CONCURRENCY = 16  # the webhook's deliveries in flight (the config default)
+POLL_INTERVAL = "2s"
+TARGET_API_RATIO = 0.40
+TARGET_P99_MS = 40.0
+TARGET_PIPELINE_RATIO = 0.50
+READY_WITHIN = 30.0  # seconds a child process may take to start
+DRAIN_WITHIN = 120.0  # seconds the bridge may take to hand every accepted send upstream, or to deliver every event
+CHECK_EVERY = 0.05
+CONFIG_YAML = """\
+gateway:
+  url: {upstream}
+  email: {email}
+  password: {password}
+  device_id: {device}
+  timezone: {zone}
+  default_region: DE
+poll:
+  interval: {interval}
+storage:
+  path: {db}
+server:
+  listen: 127.0.0.1:{port}
+  api_keys: ["{key}"]
+webhooks:
+  sink:
+    url: {sink}/hook
+    secret: {secret}
+    concurrency: {concurrency}
+rules:
+  - name: forward
+    match: {{event: inbound}}
+    actions: [{{webhook: sink}}]
+"""
+
+
+# --- child processes: upstream, sink, bare 202 ----------------------------------------------------
+
+
+def upstream_app() -> web.Application:
+    """The simulator, with POST /bench/inbound {"count"} (stored at once) and GET /bench/polls (the
+    monotonic start of each getallsms window request without filters, as the poller makes them)."""
+    app = build_simulator_app(timezone=ZONE, email=EMAIL, password=PASSWORD, pace=1.0, seed=1)
+    polls: list[float] = []
+
+    @web.middleware
+    async def note_polls(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+        started = time.monotonic()
+        if request.path == "/getdata/getallsms":
+            fields = {**request.query, **(await request.post() if request.method == "POST" else {})}
+            if "device_id" not in fields and "customerid" not in fields:
+                polls.append(started)
+        return await handler(request)
+
+    async def inbound(request: web.Request) -> web.Response:
+        count = int((await request.json())["count"])
+        sim = request.app[SIMULATOR]
+        for n in range(count):
+            sim.add_inbound(f"+49176{n:08d}", f"INFO order {n} please", DEVICE)
+        return web.json_response({"at": time.monotonic()})
+
+    async def sent(request: web.Request) -> web.Response:
+        listed = request.app[SIMULATOR].sent()[int(request.query.get("since", "0")):]
+        return web.json_response({"sent": len(listed),
+                                  "distinct": len({(s["sendto"], s["body"]) for s in listed})})
+
+    app.middlewares.append(note_polls)
+    app.router.add_post("/bench/inbound", inbound)
+    app.router.add_get("/bench/polls", lambda request: web.json_response(polls))
+    app.router.add_get("/bench/sent", sent)
+    return app
+
+
+def sink_app() -> web.Application:
+    """Answers every webhook 204 and keeps (arrival, webhook-id, signed) of each; GET /bench/received."""
+    arrivals: list[tuple[float, str, bool]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        await request.read()
+        arrivals.append((time.monotonic(), request.headers.get("webhook-id", ""),
+                         request.headers.get("webhook-signature", "").startswith("v1,")))
+        return web.Response(status=204)
+
+    async def received(request: web.Request) -> web.Response:
+        since = float(request.query.get("since", "0"))
+        mine = [a for a in arrivals if a[0] >= since]
+        return web.json_response({"count": len(mine), "distinct": len({a[1] for a in mine}),
+                                  "signed": sum(a[2] for a in mine), "last": max((a[0] for a in mine), default=None)})
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    app.router.add_get("/bench/received", received)
+    return app
+
+
+def bare_app() -> web.Application:
+    """Only answers 202: the floor any handler pays in aiohttp."""
+    app = web.Application()
+    app.router.add_post("/v1/messages", bare_202)
+    return app
+
+
+def serve(mode: str) -> None:
+    """Serve `mode` on a free port, print the port, and serve until stdin closes."""
+    app = {"upstream": upstream_app, "sink": sink_app, "bare": bare_app}[mode]()
+
+    async def main() -> None:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        print(runner.addresses[0][1], flush=True)
+        loop = asyncio.get_running_loop()
+        closed = asyncio.Event()
+        threading.Thread(target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(closed.set)),
+                         daemon=True).start()
+        await closed.wait()
+        await runner.cleanup()
+
+    asyncio.run(main())
+
+
+class Child:
+    """A server child process of one mode: its URL while it runs."""
+
+    def __init__(self, mode: str) -> None:
+        self.process = subprocess.Popen([sys.executable, __file__, "--serve", mode],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.url = f"http://127.0.0.1:{int(self.process.stdout.readline())}"
+
+    def stop(self) -> None:
+        """Close its stdin and wait for it to end."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(30)
+
+
+class Bridge:
+    """`sms-bridge run` in its own process, on a fresh database, against the upstream and the sink."""
+
+    def __init__(self, directory: Path, upstream: str, sink: str) -> None:
+        port = _free_port()
+        config = directory / "rules.yaml"
+        config.write_text(CONFIG_YAML.format(
+            upstream=upstream, email=EMAIL, password=PASSWORD, device=DEVICE, zone=ZONE, interval=POLL_INTERVAL,
+            db=directory / f"bridge-{time.monotonic_ns()}.db", port=port, key=API_KEY, sink=sink, secret=SECRET,
+            concurrency=CONCURRENCY), encoding="utf-8")
+        self.log = open(directory / "bridge.log", "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "bridge", "run", "-c", str(config)],
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def ready(self, session: aiohttp.ClientSession) -> None:
+        """Wait until /healthz answers 200 (the first poll went through)."""
+
+        async def healthy() -> bool:
+            if self.process.poll() is not None:
+                raise SystemExit(f"bench: the bridge exited with status {self.process.returncode}")
+            try:
+                async with session.get(f"{self.url}/healthz") as response:
+                    return response.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await wait_for(healthy, READY_WITHIN, "the bridge to answer /healthz")
+
+    def stop(self) -> None:
+        """SIGTERM, as a user stops it; it must end on its own."""
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(60)
+        self.log.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def wait_for(condition: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
+    """Wait until `condition()` holds, checking every CHECK_EVERY seconds; give up after `within` seconds."""
+    give_up = time.monotonic() + within
+    while not await condition():
+        if time.monotonic() > give_up:
+            raise SystemExit(f"bench: gave up waiting for {what} after {within:g}s")
+        await asyncio.sleep(CHECK_EVERY)
+
+
+async def get_json(session: aiohttp.ClientSession, url: str) -> Any:
+    """GET `url` and return its JSON."""
+    async with session.get(url) as response:
+        response.raise_for_status()
+        return await response.json()
+
+
+# --- 1. the API ------------------------------------------------------------------------------------
+
+
+async def post_load(url: str, clients: int, requests: int) -> tuple[float, list[float]]:
+    """`clients` keep-alive connections POSTing `requests` sends in all; (requests/s, latencies in ms).
+
+    Raw HTTP/1.1 over asyncio streams: a general-purpose client costs more CPU per request than the server
+    under test and would measure itself."""
+    host, port, path = _split(url + "/v1/messages")
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {API_KEY}\r\n"
+            "Content-Type: application/json\r\n")
+    numbers = iter(range(requests))
+    latencies: list[float] = []
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for n in numbers:
+                payload = json.dumps({"to": ON_CALL[n % len(ON_CALL)], "body": f"{TEXT} #{n}"}).encode()
+                started = time.perf_counter()
+                writer.write(f"{head}Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
+                status = await _response_status(reader)
+                latencies.append((time.perf_counter() - started) * 1000)
+                if status != 202:
+                    raise SystemExit(f"bench: POST /v1/messages answered HTTP {status}")
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    began = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return requests / (time.perf_counter() - began), latencies
+
+
+async def api_round(session: aiohttp.ClientSession, bare: Child, upstream: Child, sink: Child, clients: int,
+                    requests: int, directory: Path) -> dict[str, float]:
+    """One bare-202 load and one bridge load of the same shape; the bridge must hand each send upstream once."""
+    await post_load(bare.url, clients, requests // 10)  # warm-up
+    bare_rate, bare_latencies = await post_load(bare.url, clients, requests)
+    before = (await get_json(session, f"{upstream.url}/bench/sent"))["sent"]
+    sent_url = f"{upstream.url}/bench/sent?since={before}"
+    bridge = Bridge(directory, upstream.url, sink.url)
+    try:
+        await bridge.ready(session)
+        rate, latencies = await post_load(bridge.url, clients, requests)
+
+        async def all_sent() -> bool:
+            return (await get_json(session, sent_url))["sent"] >= requests
+
+        await wait_for(all_sent, DRAIN_WITHIN, "the sender to hand every accepted send upstream")
+        upstream_sent = await get_json(session, sent_url)
+    finally:
+        bridge.stop()
+    if upstream_sent["sent"] != requests or upstream_sent["sent"] != upstream_sent["distinct"]:
+        raise SystemExit(f"bench: {requests} sends accepted, the upstream got {upstream_sent}")
+    return {"bare_rate": bare_rate, "bare_p99": percentile(bare_latencies, 99), "rate": rate,
+            "p99": percentile(latencies, 99), "ratio": rate / bare_rate}
+
+
+# --- 2. the pipeline -------------------------------------------------------------------------------
+
+
+async def pipeline_round(session: aiohttp.ClientSession, upstream: Child, sink: Child, inbound: int,
+                         directory: Path) -> dict[str, float]:
+    """One bare POST loop to the sink and one poll of `inbound` new SMS through the bridge to the sink."""
+    bodies = _bodies(inbound)
+    await run_bare(f"{sink.url}/hook", bodies[: inbound // 10], CONCURRENCY)  # warm-up
+    bare_rate = inbound / await run_bare(f"{sink.url}/hook", bodies, CONCURRENCY)
+    bridge = Bridge(directory, upstream.url, sink.url)
+    try:
+        await bridge.ready(session)
+        async with session.post(f"{upstream.url}/bench/inbound", json={"count": inbound}) as response:
+            stored_at = (await response.json())["at"]
+
+        async def delivered() -> bool:
+            got = await get_json(session, f"{sink.url}/bench/received?since={stored_at}")
+            return got["count"] >= inbound
+
+        await wait_for(delivered, DRAIN_WITHIN, f"{inbound} webhooks at the sink")
+        got = await get_json(session, f"{sink.url}/bench/received?since={stored_at}")
+        polls = await get_json(session, f"{upstream.url}/bench/polls")
+    finally:
+        bridge.stop()
+    if got["count"] != inbound or got["distinct"] != inbound or got["signed"] != inbound:
+        raise SystemExit(f"bench: {inbound} inbound SMS, the sink got {got}")
+    fetched_at = min(at for at in polls if at >= stored_at)
+    rate = inbound / (got["last"] - fetched_at)
+    return {"bare_rate": bare_rate, "rate": rate, "ratio": rate / bare_rate}
+
+
+# --- report ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """A figure's name, unit, the key of its value and of its baseline in a round, its target, and the test."""
+
+    name: str
+    unit: str
+    key: str
+    baseline: str | None = None
+    target: str | None = None
+    meets: Callable[[float], bool] | None = None
+
+
+API_FIGURES = (
+    Figure("bridge_api_sends_per_s", "1/s", "rate", "bare_rate"),
+    Figure("bridge_api_to_bare_ratio", "ratio", "ratio", None, f">= {TARGET_API_RATIO:g}",
+           lambda v: v >= TARGET_API_RATIO),
+    Figure("bridge_api_p99_latency", "ms", "p99", "bare_p99", f"< {TARGET_P99_MS:g}", lambda v: v < TARGET_P99_MS),
+    Figure("bare_202_sends_per_s", "1/s", "bare_rate"),
+)
+PIPELINE_FIGURES = (
+    Figure("bridge_poll_to_webhooks_per_s", "events/s", "rate", "bare_rate"),
+    Figure("bridge_pipeline_to_bare_ratio", "ratio", "ratio", None, f">= {TARGET_PIPELINE_RATIO:g}",
+           lambda v: v >= TARGET_PIPELINE_RATIO),
+    Figure("bare_aiohttp_posts_per_s", "posts/s", "bare_rate"),
+)
+
+
+def rows(figures: tuple[Figure, ...], rounds: list[dict[str, float]]) -> list[dict[str, Any]]:
+    """The figures' rows: median over the rounds, with the lowest and highest round as `spread`."""
+    out = []
+    for f in figures:
+        values = [r[f.key] for r in rounds]
+        value = statistics.median(values)
+        baseline = None if f.baseline is None else round(statistics.median(r[f.baseline] for r in rounds), 3)
+        if f.unit == "ratio":
+            baseline = 1.0
+        out.append({"figure": f.name, "value": round(value, 3), "unit": f.unit, "baseline": baseline,
+                    "target": f.target, "met": None if f.meets is None else f.meets(value),
+                    "spread": [round(min(values), 3), round(max(values), 3)]})
+    return out
+
+
+async def measure(rounds: int, clients: int, requests: int, inbound: int) -> list[dict[str, Any]]:
+    """Start the upstream, sink and bare server, run the rounds, and return the figures' rows."""
+    children = {mode: Child(mode) for mode in ("upstream", "sink", "bare")}
+    api: list[dict[str, float]] = []
+    pipeline: list[dict[str, float]] = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            async with aiohttp.ClientSession() as session:
+                for n in range(rounds):
+                    directory = Path(tmp) / f"round{n}"
+                    directory.mkdir()
+                    api.append(await api_round(session, children["bare"], children["upstream"], children["sink"],
+                                               clients, requests, directory))
+                    pipeline.append(await pipeline_round(session, children["upstream"], children["sink"], inbound,
+                                                         directory))
+                    print(f"round {n + 1}: api {api[-1]}, pipeline {pipeline[-1]}", file=sys.stderr, flush=True)
+    finally:
+        for child in children.values():
+            child.stop()
+    return rows(API_FIGURES, api) + rows(PIPELINE_FIGURES, pipeline)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--inbound", type=int, default=2000)
+    parser.add_argument("--json", action="store_true", help="print a JSON array of figures")
+    parser.add_argument("--serve", choices=("upstream", "sink", "bare"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        serve(args.serve)
+        return 0
+    figures = asyncio.run(measure(args.rounds, args.clients, args.requests, args.inbound))
+    if args.json:
+        print(json.dumps(figures, indent=1))
+    else:
+        for f in figures:
+            print(f"{f['figure']}\t{f['value']}\t{f['unit']}\t(rounds {f['spread'][0]}-{f['spread'][1]})")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
