@@ -190,7 +190,7 @@ class Child:
 class Bridge:
     """`sms-bridge run` in its own process, on a fresh database, against the upstream and the sink."""
 
-    def __init__(self, directory: Path, upstream: str, sink: str) -> None:
+    def __init__(self, directory: Path, upstream: str, sink: str, profile: Path | None = None) -> None:
         port = _free_port()
         config = directory / "rules.yaml"
         config.write_text(CONFIG_YAML.format(
@@ -201,6 +201,9 @@ class Bridge:
         self.process = subprocess.Popen([sys.executable, "-m", "bridge", "run", "-c", str(config)],
                                         stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{port}"
+        self.profiler = None if profile is None else subprocess.Popen(
+            ["py-spy", "record", "--pid", str(self.process.pid), "--rate", "200", "--format", "raw",
+             "--output", str(profile), "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     async def ready(self, session: aiohttp.ClientSession) -> None:
         """Wait until /healthz answers 200 (the first poll went through)."""
@@ -221,6 +224,8 @@ class Bridge:
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(60)
         self.log.close()
+        if self.profiler is not None:
+            self.profiler.wait(60)
 
 
 def _free_port() -> int:
@@ -280,13 +285,13 @@ async def post_load(url: str, clients: int, requests: int) -> tuple[float, list[
 
 
 async def api_round(session: aiohttp.ClientSession, bare: Child, upstream: Child, sink: Child, clients: int,
-                    requests: int, directory: Path) -> dict[str, float]:
+                    requests: int, directory: Path, profile: Path | None = None) -> dict[str, float]:
     """One bare-202 load and one bridge load of the same shape; the bridge must hand each send upstream once."""
     await post_load(bare.url, clients, requests // 10)  # warm-up
     bare_rate, bare_latencies = await post_load(bare.url, clients, requests)
     before = (await get_json(session, f"{upstream.url}/bench/sent"))["sent"]
     sent_url = f"{upstream.url}/bench/sent?since={before}"
-    bridge = Bridge(directory, upstream.url, sink.url)
+    bridge = Bridge(directory, upstream.url, sink.url, profile)
     try:
         await bridge.ready(session)
         rate, latencies = await post_load(bridge.url, clients, requests)
@@ -308,12 +313,12 @@ async def api_round(session: aiohttp.ClientSession, bare: Child, upstream: Child
 
 
 async def pipeline_round(session: aiohttp.ClientSession, upstream: Child, sink: Child, inbound: int,
-                         directory: Path) -> dict[str, float]:
+                         directory: Path, profile: Path | None = None) -> dict[str, float]:
     """One bare POST loop to the sink and one poll of `inbound` new SMS through the bridge to the sink."""
     bodies = _bodies(inbound)
     await run_bare(f"{sink.url}/hook", bodies[: inbound // 10], CONCURRENCY)  # warm-up
     bare_rate = inbound / await run_bare(f"{sink.url}/hook", bodies, CONCURRENCY)
-    bridge = Bridge(directory, upstream.url, sink.url)
+    bridge = Bridge(directory, upstream.url, sink.url, profile)
     try:
         await bridge.ready(session)
         async with session.post(f"{upstream.url}/bench/inbound", json={"count": inbound}) as response:
@@ -380,8 +385,10 @@ def rows(figures: tuple[Figure, ...], rounds: list[dict[str, float]]) -> list[di
     return out
 
 
-async def measure(rounds: int, clients: int, requests: int, inbound: int) -> list[dict[str, Any]]:
-    """Start the upstream, sink and bare server, run the rounds, and return the figures' rows."""
+async def measure(rounds: int, clients: int, requests: int, inbound: int,
+                  profiles: Path | None = None) -> list[dict[str, Any]]:
+    """Start the upstream, sink and bare server, run the rounds, and return the figures' rows (with py-spy
+    profiles of the bridge in `profiles`, when given)."""
     children = {mode: Child(mode) for mode in ("upstream", "sink", "bare")}
     api: list[dict[str, float]] = []
     pipeline: list[dict[str, float]] = []
@@ -392,14 +399,18 @@ async def measure(rounds: int, clients: int, requests: int, inbound: int) -> lis
                     directory = Path(tmp) / f"round{n}"
                     directory.mkdir()
                     api.append(await api_round(session, children["bare"], children["upstream"], children["sink"],
-                                               clients, requests, directory))
+                                               clients, requests, directory, _profile(profiles, "api", n)))
                     pipeline.append(await pipeline_round(session, children["upstream"], children["sink"], inbound,
-                                                         directory))
+                                                         directory, _profile(profiles, "pipeline", n)))
                     print(f"round {n + 1}: api {api[-1]}, pipeline {pipeline[-1]}", file=sys.stderr, flush=True)
     finally:
         for child in children.values():
             child.stop()
     return rows(API_FIGURES, api) + rows(PIPELINE_FIGURES, pipeline)
+
+
+def _profile(directory: Path | None, figure: str, round_: int) -> Path | None:
+    return None if directory is None else directory / f"{figure}-{round_ + 1}.txt"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -410,12 +421,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--inbound", type=int, default=2000)
     parser.add_argument("--json", action="store_true", help="print a JSON array of figures")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="record py-spy profiles (collapsed stacks) of the bridge in DIR")
     parser.add_argument("--serve", choices=("upstream", "sink", "bare"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
         serve(args.serve)
         return 0
-    figures = asyncio.run(measure(args.rounds, args.clients, args.requests, args.inbound))
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    figures = asyncio.run(measure(args.rounds, args.clients, args.requests, args.inbound, args.profile))
     if args.json:
         print(json.dumps(figures, indent=1))
     else:
