@@ -191,6 +191,15 @@ class StoreUnavailable(StoreError):
     """A write failed for a passing reason (locked, disk full): retry later, nothing was changed."""
 
 
+class StoreRejected(StoreError):
+    """A value SQLite cannot hold (an integer past 64 bits, text that is not valid Unicode): nothing was
+    changed, and the same value will be refused again; drop or repair it."""
+
+
+# Besides SQLite's own errors, what binding a value SQLite cannot hold raises.
+_DATABASE_FAILURES = (sqlite3.Error, OverflowError, UnicodeEncodeError)
+
+
 @dataclass(frozen=True, slots=True)
 class NewSend:
     """An accepted send (from the API, an inbound hook or a rule) to queue for the sender."""
@@ -291,7 +300,7 @@ class Store:
                 await self._db.execute("COMMIT")
             except BaseException as exc:
                 await self._rollback()
-                if isinstance(exc, sqlite3.DatabaseError):
+                if isinstance(exc, _DATABASE_FAILURES):
                     raise _database_error(self.path, exc) from exc
                 raise
 
@@ -307,7 +316,7 @@ class Store:
         async with self._lock:
             try:
                 yield self._db
-            except sqlite3.DatabaseError as exc:
+            except _DATABASE_FAILURES as exc:
                 raise _database_error(self.path, exc) from exc
 
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
@@ -643,12 +652,13 @@ class Store:
         database thread does not wait for the event loop's thread once per row to bind parameters.
         """
         sends = list(sends)
-        rows = [[s.id, s.source, s.body, s.device_id, s.sim, s.send_at, int(s.urgent), s.customer_id, s.event_id,
-                 int(s.is_reply)] for s in sends]
+        rows = [[s.id, s.source, _json_text(s.body), s.device_id, s.sim, s.send_at, int(s.urgent), s.customer_id,
+                 s.event_id, int(s.is_reply)] for s in sends]
+        columns = [f"json_extract(value, '$[{i}]')" for i in range(10)]
+        columns[2] = _TEXT_OF_JSON.format(columns[2])  # the body
         await db.execute(
             "INSERT INTO sends (id, source, body, device_id, sim, send_at, urgent, customer_id, event_id, "
-            "is_reply, created_ts) SELECT " + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(10))
-            + ", ? FROM json_each(?)",
+            "is_reply, created_ts) SELECT " + ", ".join(columns) + ", ? FROM json_each(?)",
             (now, json.dumps(rows)),
         )
         recipients = [[s.id, i, number] for s in sends for i, number in enumerate(s.recipients)]
@@ -838,15 +848,30 @@ class Store:
         return {row[0] for row in await cursor.fetchall()}
 
 
+# SQLite's JSON functions end a string at its first NUL: free text crosses JSON with NUL written as \x01 "0"
+# and \x01 itself as \x01 "1", and _TEXT_OF_JSON (an SQL expression around the extracted value) undoes it.
+_TEXT_OF_JSON = "replace(replace({}, char(1) || '0', char(0)), char(1) || '1', char(1))"
+
+
+def _json_text(text: str) -> str:
+    """`text` written so that it survives SQLite's JSON functions whole (read back with _TEXT_OF_JSON)."""
+    if "\x00" not in text and "\x01" not in text:
+        return text
+    return text.replace("\x01", "\x011").replace("\x00", "\x010")
+
+
 def _statements(script: str) -> list[str]:
     """Split a migration script into statements (no semicolons inside our DDL strings)."""
     lines = [line.split("--", 1)[0] for line in script.splitlines()]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-def _database_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
-    """The StoreError for an SQLite failure: corrupt (restore a backup), passing (retry), or other."""
+def _database_error(path: Path, exc: Exception) -> StoreError:
+    """The StoreError for a database failure: corrupt (restore a backup), passing (retry), a value it cannot
+    hold, or other."""
     text = str(exc)
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return StoreRejected(f"{path}: a value the database cannot hold: {type(exc).__name__}: {text}")
     if "not a database" in text or "malformed" in text or "corrupt" in text:
         return StoreCorrupt(
             f"{path}: the file is not a usable SQLite database ({text}); restore it from a backup "

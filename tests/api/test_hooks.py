@@ -182,3 +182,11 @@ async def test_alert_with_many_alerts_still_fits(bridge: Bridge, sim: Sim) -> No
     response = await bridge.send(payload, path="/v1/hooks/alertmanager")
     await bridge.settled((await response.json())["id"])
     assert len((await sim.sent())[0]["body"]) <= 306
+
+
+async def test_a_nul_in_a_hook_payload_is_sent_whole(bridge: Bridge, sim: Sim) -> None:
+    """A rendered hook text holding a NUL character reaches the upstream whole."""
+    response = await bridge.send({"text": "disk\u0000full"}, path="/v1/hooks/plain")
+    assert response.status == 202
+    await bridge.settled((await response.json())["id"])
+    assert [s["body"] for s in await sim.sent()] == ["disk\x00full"]

@@ -198,3 +198,11 @@ async def test_every_accepted_send_is_sent_exactly_once_under_concurrency(bridge
     for response in responses:
         await bridge.settled((await response.json())["id"])
     assert Counter(s["to"] for s in await sim.sent()) == Counter(numbers(50))
+
+
+async def test_a_nul_in_the_body_is_sent_whole(bridge: Bridge, sim: Sim) -> None:
+    """A body holding a NUL character reaches the upstream whole, and is stored whole."""
+    response = await bridge.send({"to": "+4915752982212", "body": "Hel\u0000lo"})
+    assert response.status == 202
+    await bridge.settled((await response.json())["id"])
+    assert [s["body"] for s in await sim.sent()] == ["Hel\x00lo"]

@@ -353,3 +353,28 @@ async def test_incoming_sms_during_a_database_lock_are_recorded_once_after_it(
     await eventually(recorded, what="the SMS received during the lock")
     received = await bridge.received_ids()
     assert len(received) == len(set(received))
+
+
+# --- values SQLite cannot hold -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("row", [
+    (2**70, "in", "+4915752982212", "hi", None, None, 5, None, "2026-01-01T00:00:00+00:00", 0.0, 0.0, None),
+    (1, "in", "+4915752982212", "half \ud83d", None, None, 5, None, "2026-01-01T00:00:00+00:00", 0.0, 0.0, None),
+], ids=["huge id", "lone surrogate"])
+async def test_a_value_sqlite_cannot_hold_raises_a_store_error_and_writes_nothing(store: Store, row: tuple) -> None:
+    """A number too large for SQLite or text that is not valid Unicode is a StoreError, and the transaction
+    rolls back as a whole."""
+    with pytest.raises(StoreError, match="bridge.db"):
+        async with store.transaction() as db:
+            await Store.insert_send(db, a_send("msg_kept_back"), 1_000.0)
+            await Store.insert_messages(db, [row])
+    assert await send_ids(store) == []
+
+
+async def test_a_nul_in_a_body_is_kept_whole_by_grouped_inserts(store: Store) -> None:
+    """A text with NUL characters queued with insert_sends is stored whole."""
+    body = "Hel\x00lo\x01a\x01b \x00"
+    async with store.transaction() as db:
+        await Store.insert_sends(db, [a_send("msg_nul", body)], 1_000.0)
+    assert (await store.fetch_one("SELECT body FROM sends"))[0] == body
