@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 import types
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import bridge
-from bridge.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from bridge.cli import EXIT_BAD_INPUT, EXIT_OK, build_parser, main
 from bridge.config import Config, Secret
 from bridge.logs import log_context, redact, register_secrets, setup_logging
 from repo_paths import EXAMPLE_CONFIG, REPO
@@ -151,13 +152,22 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize("command", ["check", "run"])
 def test_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """`COMMAND --help` documents -c and the logging options and exits 0."""
+    """`COMMAND --help` names -c/--config with its FILE argument and the logging options, and exits 0."""
     with pytest.raises(SystemExit) as exited:
         main([command, "--help"])
     assert exited.value.code == 0
     out = capsys.readouterr().out
     assert f"usage: sms-bridge {command}" in out
-    assert all(option in out for option in ("-c FILE, --config FILE", "--log-level", "--log-format"))
+    config_line = next(line for line in out.splitlines() if "--config" in line)
+    assert re.search(r"(^|\s)-c\b", config_line) and "FILE" in config_line
+    assert "--log-level" in out and "--log-format" in out
+
+
+@pytest.mark.parametrize("spelling", [["-c", "my.yaml"], ["--config", "my.yaml"], ["--config=my.yaml"]])
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_config_option_spellings(command: str, spelling: list[str]) -> None:
+    """`-c FILE`, `--config FILE` and `--config=FILE` all name the config file."""
+    assert build_parser().parse_args([command, *spelling]).config == "my.yaml"
 
 
 def test_python_dash_m_bridge_version() -> None:
