@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -31,6 +32,10 @@ from bridge.templating import TemplateEngine
 log = logging.getLogger(__name__)
 
 SIMULATOR_EMAIL, SIMULATOR_PASSWORD = "demo@example.com", "demo"
+
+
+class CannotStart(Exception):
+    """Something the bridge needs at start is unavailable: `run` prints the message and exits 1."""
 
 
 def build_app(config: Config, *, clock: Callable[[], float] = time.time) -> web.Application:
@@ -67,7 +72,13 @@ async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:
         url, email, password = gateway.url, gateway.email, gateway.password
         if gateway.simulator is not None:
             email, password = email or SIMULATOR_EMAIL, password or Secret(SIMULATOR_PASSWORD)
-            url = await stack.enter_async_context(serve_simulator(_simulator_for(gateway, email, password)))
+            simulator = _simulator_for(gateway, email, password, await app[appkeys.STORE].highest_sms_id())
+            try:
+                url = await stack.enter_async_context(
+                    serve_simulator(simulator, gateway.simulator.host, gateway.simulator.port))
+            except OSError as exc:
+                raise CannotStart(f"cannot listen on {gateway.simulator.host}:{gateway.simulator.port} "
+                                  f"(gateway.simulator.listen): {os.strerror(exc.errno) if exc.errno else exc}") from None
             log.info("simulator: SmsGateway24 simulator running in-process at %s", url)
         app[appkeys.GATEWAY_URL] = url
         app[appkeys.GATEWAY] = GatewayClient(
@@ -77,13 +88,15 @@ async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def _simulator_for(gateway: GatewayConfig, email: str, password: Secret) -> web.Application:
+def _simulator_for(gateway: GatewayConfig, email: str, password: Secret, ids_after: int | None
+                   ) -> web.Application:
+    """The in-process simulator: its ids continue above every SMS id the store already holds."""
     sim = gateway.simulator
     assert sim is not None
     return build_simulator_app(
         timezone=gateway.timezone, email=email, password=password.reveal(),
         token=gateway.token.reveal() if gateway.token else None,
-        pace=sim.pace, failure_rate=sim.failure_rate, inbound_every=sim.inbound_every,
+        pace=sim.pace, failure_rate=sim.failure_rate, inbound_every=sim.inbound_every, ids_after=ids_after,
     )
 
 
@@ -123,7 +136,7 @@ def run(config: Config) -> int:
         asyncio.run(_serve(build_app(config), config))
     except (GracefulExit, KeyboardInterrupt):
         pass
-    except StoreError as exc:
+    except (StoreError, CannotStart) as exc:
         print(f"sms-bridge: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
@@ -136,7 +149,11 @@ def run(config: Config) -> int:
 async def _serve(app: web.Application, config: Config) -> None:
     """Start everything, listen when the server is enabled, and wait for a signal; then stop gracefully."""
     runner = web.AppRunner(app, handle_signals=True, access_log=None, shutdown_timeout=10)
-    await runner.setup()
+    try:
+        await runner.setup()
+    except BaseException:
+        await runner.cleanup()  # closes what started before the failure (the store's thread would keep us alive)
+        raise
     try:
         server = config.server
         if server.enabled:

@@ -89,6 +89,14 @@ class SimulatorConfig:
     inbound_every: float | None = 8.0
     pace: float = 2.0
     failure_rate: float = 0.0
+    host: str = "127.0.0.1"  # where it listens, so commands given the same config reach it (DESIGN section 6)
+    port: int = 8024
+
+    @property
+    def url(self) -> str:
+        """The simulator's base URL, as commands given the same config reach it."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -880,6 +888,7 @@ _SIMULATOR = {
     "inbound_every": _Field(_duration),
     "pace": _Field(_duration),
     "failure_rate": _Field(_fraction),
+    "listen": _Field(_listen),
 }
 
 
@@ -892,6 +901,9 @@ def _simulator(ctx: _Ctx, v: _Val, path: str) -> Any:
         return _BAD
     if values.get("inbound_every") == 0:
         values["inbound_every"] = None
+    listen = values.pop("listen", None)
+    if isinstance(listen, tuple):
+        values["host"], values["port"] = listen
     return _build(SimulatorConfig, values)
 
 

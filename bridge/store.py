@@ -483,6 +483,13 @@ class Store:
             [(i, title, int(online), seen, numbers, now) for i, title, online, seen, numbers in rows],
         )
 
+    async def highest_sms_id(self) -> int | None:
+        """The largest upstream SMS id the bridge has recorded, inbound or sent (None before any)."""
+        row = await self.fetch_one(
+            "SELECT MAX(id) FROM (SELECT MAX(id) AS id FROM messages "
+            "UNION ALL SELECT MAX(sms_id) FROM recipients)")
+        return row[0] if row else None
+
     async def own_numbers(self) -> tuple[str, ...]:
         """Every SIM number of the account's devices as getalldevices last reported them."""
         numbers: list[str] = []

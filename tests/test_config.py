@@ -95,6 +95,23 @@ def test_simulator_zero_inbound_every_means_no_traffic(write_config: WriteConfig
     assert load(path).gateway.simulator == SimulatorConfig(inbound_every=None, pace=0.5)
 
 
+def test_simulator_listen(write_config: WriteConfig) -> None:
+    """`simulator.listen` is where the in-process simulator listens; 127.0.0.1:8024 by default."""
+    path = write_config("gateway:\n  simulator: {listen: '[::1]:9024'}\nserver: {enabled: false}\n")
+    simulator = load(path).gateway.simulator
+    assert (simulator.host, simulator.port, simulator.url) == ("::1", 9024, "http://[::1]:9024")
+    assert SimulatorConfig().url == "http://127.0.0.1:8024"
+
+
+def test_simulator_bad_listen_is_located(write_config: WriteConfig) -> None:
+    """A bad `simulator.listen` is an error naming its line and key."""
+    path = write_config("gateway:\n  simulator:\n    listen: localhost\nserver: {enabled: false}\n")
+    with pytest.raises(ConfigError) as error:
+        load(path)
+    assert [str(issue) for issue in error.value.errors] == [
+        f"{path}:3: gateway.simulator.listen: bad listen address 'localhost' (use HOST:PORT, e.g. 127.0.0.1:8080)"]
+
+
 def test_unquoted_phone_numbers_stay_strings(write_config: WriteConfig) -> None:
     """`+4915752982212` unquoted (an integer to YAML) keeps its plus sign where a string is expected."""
     path = write_config(BASE + "inbound:\n  alerts:\n    to: [+4915752982212]\n")

@@ -118,6 +118,7 @@ class Simulator:
         failure_rate: float = 0.0,
         seed: int | None = None,
         clock: Callable[[], float] = time.time,
+        ids_after: int | None = None,
     ) -> None:
         self.zone_name = timezone
         self.zone = ZoneInfo(timezone)
@@ -135,7 +136,7 @@ class Simulator:
         self._by_id: dict[int, _Message] = {}
         self._by_customer: dict[int, list[_Message]] = {}
         self._sent: list[_Message] = []
-        self._next_id = FIRST_SMS_ID
+        self._next_id = max(FIRST_SMS_ID, ids_after or 0)  # ids continue above any a previous run handed out
         # The reference's example tag exists from the start, so example configs can tag into it.
         self._tags: dict[int, _Tag] = {FIRST_TAG_ID: _Tag(FIRST_TAG_ID, "Customers")}
         self._next_contact = FIRST_CONTACT_ID
@@ -854,13 +855,15 @@ def build_simulator_app(
     inbound_every: float | None = None,
     seed: int | None = None,
     token: str | None = None,
+    ids_after: int | None = None,
 ) -> web.Application:
     """The simulator as an aiohttp application; its state is `app[SIMULATOR]`.
 
-    `token`, when given, is accepted from the start, like a fixed token of a real account.
+    `token`, when given, is accepted from the start, like a fixed token of a real account. Every SMS id it
+    hands out is above `ids_after` (the largest id a previous run handed out), so no id is ever reused.
     """
     simulator = Simulator(timezone=timezone, email=email, password=password, pace=pace,
-                          failure_rate=failure_rate, seed=seed)
+                          failure_rate=failure_rate, seed=seed, ids_after=ids_after)
     if token:
         simulator.accept_token(token)
     app = web.Application()
