@@ -31,9 +31,6 @@ from bridge.templating import TemplateEngine
 
 log = logging.getLogger(__name__)
 
-SIMULATOR_EMAIL, SIMULATOR_PASSWORD = "demo@example.com", "demo"
-
-
 class CannotStart(Exception):
     """Something the bridge needs at start is unavailable: `run` prints the message and exits 1."""
 
@@ -71,7 +68,7 @@ async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     async with AsyncExitStack() as stack:
         url, email, password = gateway.url, gateway.email, gateway.password
         if gateway.simulator is not None:
-            email, password = email or SIMULATOR_EMAIL, password or Secret(SIMULATOR_PASSWORD)
+            email, password = gateway.simulator_login()
             simulator = _simulator_for(gateway, email, password, await app[appkeys.STORE].highest_sms_id())
             try:
                 url = await stack.enter_async_context(

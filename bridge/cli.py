@@ -20,7 +20,7 @@ from bridge import __version__, delivery, safety
 from bridge.config import Config, ConfigError, load_config
 from bridge.events import RULE_EVENT_NAMES, DeviceFacts, Event, EventType, SmsFacts, device_event, sms_event
 from bridge.gateway.client import GatewayClient
-from bridge.gateway.errors import GatewayError
+from bridge.gateway.errors import GatewayError, UpstreamUnavailable
 from bridge.gateway.models import STATUS_NAMES, OutgoingSms, SimInfo, Sms, Status
 from bridge.gateway.simulator import build_simulator_app
 from bridge.rules import AddTag, Deliver, OptIn, OptOut, PlannedAction, Router, RuleError, SendSms
@@ -298,20 +298,30 @@ def _zone_arg(name: str) -> ZoneInfo:
 
 
 def _call_gateway(config: Config, action: Callable[[GatewayClient], Awaitable[_T]]) -> _T:
-    """Run `action` with a client of the configured account; upstream failures end the command (exit 2)."""
+    """Run `action` with a client of the configured account; upstream failures end the command (exit 2).
+
+    With `gateway.simulator` the account is the simulator of the bridge running this config, on
+    `gateway.simulator.listen`; when nothing listens there, one line says that no bridge is running.
+    """
     gateway = config.gateway
+    url, email, password = gateway.url, gateway.email, gateway.password
     if gateway.simulator is not None:
-        raise CommandError("gateway.simulator runs only inside `sms-bridge run`: start `sms-bridge simulate` "
-                           "and set gateway.url to its address (http://127.0.0.1:8024 by default) instead")
+        url, (email, password) = gateway.simulator.url, gateway.simulator_login()
 
     async def run() -> _T:
         async with aiohttp.ClientSession() as session:
-            client = GatewayClient(session, gateway.url, email=gateway.email, password=gateway.password,
+            client = GatewayClient(session, url, email=email, password=password,
                                    token=gateway.token, account_tz=gateway.timezone, timeout=gateway.timeout)
             return await action(client)
 
     try:
         return asyncio.run(run())
+    except UpstreamUnavailable as exc:
+        if gateway.simulator is not None and not exc.maybe_applied:
+            raise CommandError(f"no bridge is running with {config.source}: nothing listens on {url} "
+                               f"(gateway.simulator.listen); start one with `sms-bridge run -c {config.source}`",
+                               EXIT_UPSTREAM) from None
+        raise CommandError(f"upstream: {exc}", EXIT_UPSTREAM) from None
     except GatewayError as exc:
         raise CommandError(f"upstream: {exc}", EXIT_UPSTREAM) from None
 

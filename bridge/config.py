@@ -82,6 +82,9 @@ class ActionKind(enum.StrEnum):
     OPT_IN = "opt_in"
 
 
+DEMO_EMAIL, DEMO_PASSWORD = "demo@example.com", "demo"  # the simulator's account when the config names none
+
+
 @dataclass(frozen=True, slots=True)
 class SimulatorConfig:
     """The in-process simulator used instead of the real API."""
@@ -115,6 +118,10 @@ class GatewayConfig:
     simulator: SimulatorConfig | None = None
     timeout: float = 30.0
     max_per_minute: int | None = None
+
+    def simulator_login(self) -> tuple[str, Secret]:
+        """The email and password the in-process simulator accepts: the configured ones, else the demo account's."""
+        return self.email or DEMO_EMAIL, self.password or Secret(DEMO_PASSWORD)
 
 
 @dataclass(frozen=True, slots=True)

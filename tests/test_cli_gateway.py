@@ -206,19 +206,6 @@ async def test_an_unreachable_gateway_exits_2(write_config: Write, capsys: pytes
     assert "cannot connect" in capsys.readouterr().err
 
 
-async def test_the_in_process_simulator_is_refused_with_a_hint(write_config: Write,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    """With gateway.simulator set the API commands exit 1 pointing at `sms-bridge simulate`."""
-    config = write_config("""
-        gateway:
-          simulator: true
-        server:
-          enabled: false
-        """)
-    assert await cli("devices", "-c", config) == 1
-    assert "sms-bridge simulate" in capsys.readouterr().err
-
-
 async def test_simulate_serves_the_api_until_interrupted() -> None:
     """`sms-bridge simulate` answers gettoken on its port and exits 0 on Ctrl-C."""
     with socket.socket() as probe:

@@ -1,15 +1,19 @@
-"""The in-process simulator across restarts of the bridge that runs it: no SMS id comes back, no event is lost."""
+"""The demo's in-process simulator: across restarts of the bridge that runs it no SMS id comes back and no event
+is lost; the API commands given the same config talk to it."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 from pathlib import Path
 
 import aiohttp
+import pytest
 from reliability_support import API_KEY, PYTHON, REPO, RunningBridge, eventually, free_port, running_bridge
 
 from bridge.appkeys import STORE
+from bridge.cli import main
 
 DEMO = """\
 gateway:
@@ -78,3 +82,43 @@ def test_busy_simulator_port_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert lines == [f"sms-bridge: cannot listen on 127.0.0.1:{port} (gateway.simulator.listen): "
                      "Address already in use"], done.stderr
+
+
+async def cli(*argv: str | Path) -> int:
+    """Run `sms-bridge ARGV` in a worker thread (it runs its own event loop) and return the exit code."""
+    return await asyncio.to_thread(main, [str(a) for a in argv])
+
+
+async def test_api_commands_reach_the_running_demo(tmp_path: Path, session: aiohttp.ClientSession,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """devices, send, status, messages, tag, contact and newsletter given the demo's config talk to its simulator."""
+    config, sim_url = write_demo(tmp_path)
+    async with running_bridge(config, session):
+        assert await cli("devices", "-c", config) == 0
+        assert "1576" in capsys.readouterr().out
+        assert await cli("send", "-c", config, "--to", "+4915752982212", "--body", "Hello demo") == 0
+        sms_id = capsys.readouterr().out.strip()
+        async with session.get(f"{sim_url}/simulator/sent") as answer:
+            assert [(row["sms_id"], row["body"]) for row in await answer.json()] == [(int(sms_id), "Hello demo")]
+        assert await cli("status", "-c", config, sms_id) == 0
+        assert capsys.readouterr().out.startswith(f"{sms_id} ")
+        assert await cli("messages", "-c", config) == 0
+        assert "Hello demo" in capsys.readouterr().out
+        assert await cli("tag", "add", "-c", config, "Demo list") == 0
+        tag = capsys.readouterr().out.strip()
+        assert await cli("contact", "add", "-c", config, "--tag", tag, "--phone", "+4915752982212",
+                         "--name", "Ann") == 0
+        assert capsys.readouterr().out.strip().isdigit()
+        assert await cli("newsletter", "create", "-c", config, "--title", "News", "--tags", tag,
+                         "--body", "Hi all") == 0
+        assert capsys.readouterr().out.strip().isdigit()
+
+
+async def test_api_commands_without_a_running_demo_say_so(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """With no bridge running the demo's config, an API command exits 2 with one line saying so."""
+    config, sim_url = write_demo(tmp_path)
+    assert await cli("devices", "-c", config) == 2
+    assert capsys.readouterr().err == (
+        f"sms-bridge: no bridge is running with {config}: nothing listens on {sim_url} "
+        f"(gateway.simulator.listen); start one with `sms-bridge run -c {config}`\n")
