@@ -18,9 +18,13 @@ instant are recorded as seen without events (no flood of old messages); every me
 its `created` says. Outgoing messages in flight before the first start are not followed unless the
 bridge submitted them. The bridge's clock must agree with the upstream's within `poll.overlap`.
 
-Failures of the upstream (UpstreamUnavailable, AuthError, ApiError) back off exponentially from
+Any failure of a poll (the upstream's, the database's, or one nobody expected) backs off exponentially from
 `poll.interval` up to `BACKOFF_INTERVALS` intervals, and never beyond `BACKOFF_CAP` (nor below one interval); scheduled runs are skipped meanwhile. An outage is logged once
-when it starts and once when it ends; `health()` turns degraded after `poll.unhealthy_after`.
+when it starts and once when it ends; `health()` turns degraded after `poll.unhealthy_after`, and at once when
+the upstream refuses the credentials (they do not fix themselves).
+
+A message dated in the future (a phone with a wrong clock) is news like any other, but the cursor never
+moves past the poll's own `now`: a later message with a true date is still in the next window.
 """
 
 from __future__ import annotations
@@ -84,6 +88,7 @@ class _Outage:
     since: float | None = None
     retry_at: float = 0.0
     last_error: str | None = None
+    refused: bool = False  # the last failure was refused credentials
 
 
 class Poller:
@@ -113,7 +118,7 @@ class Poller:
         now = self.clock()
         try:
             result = await self._poll(now)
-        except (GatewayError, StoreError) as exc:
+        except Exception as exc:  # any failure is an outage: counted, backed off, reported by health()
             self._failed("poll", "getallsms", exc, now)
             return PollResult(ok=False)
         finally:
@@ -156,7 +161,7 @@ class Poller:
                 observations.append(status)
         observations += [StuckSuspected(row["id"]) for row in in_flight if self._stuck(row, now)]
         newest = max((sms.created.timestamp() for sms in messages), default=None)
-        cursor = begin if newest is None else max(begin, newest - self.poll.overlap)
+        cursor = begin if newest is None else max(begin, min(newest, now) - self.poll.overlap)
         if not observations and repr(cursor) == stored:
             return PollResult(ok=True)  # idle: nothing to write
         recorded = await self.pipeline.record(observations, cursors={CURSOR: repr(cursor)})
@@ -194,7 +199,7 @@ class Poller:
                 DeviceSeen(d, d.last_seen is not None and now - d.last_seen.timestamp() <= limit) for d in devices
             ]
             recorded = await self.pipeline.record(observations)
-        except (GatewayError, StoreError) as exc:
+        except Exception as exc:  # as for polls
             self._failed("devices", "getalldevices", exc, now)
             return PollResult(ok=False)
         self._devices_checked = True
@@ -204,9 +209,11 @@ class Poller:
     # --- health and backoff -------------------------------------------------------------------
 
     def health(self) -> PollerHealth:
-        """The poller's health; degraded once polling has failed for `poll.unhealthy_after`."""
+        """The poller's health; degraded once polling has failed for `poll.unhealthy_after`, or at once when the
+        upstream refuses the credentials."""
         outage = self._outages["poll"]
-        degraded = outage.since is not None and self.clock() - outage.since >= self.poll.unhealthy_after
+        refused = any(o.refused for o in self._outages.values())
+        degraded = refused or (outage.since is not None and self.clock() - outage.since >= self.poll.unhealthy_after)
         return PollerHealth(self._last_success, outage.since, outage.last_error, degraded)
 
     def backing_off(self, job: str = "poll") -> bool:
@@ -218,6 +225,7 @@ class Poller:
         quiet = self._failing_since() is None
         outage.failures += 1
         outage.last_error = _describe(exc)
+        outage.refused = isinstance(exc, AuthError)
         if outage.since is None:
             outage.since = now
         interval = self.poll.interval if job == "poll" else self.poll.devices_interval
@@ -228,8 +236,10 @@ class Poller:
         if isinstance(exc, GatewayError):
             self.metrics.upstream_errors.labels(method=method, kind=type(exc).__name__).inc()
         if quiet:
-            what = "the database" if isinstance(exc, StoreError) else f"upstream {method}"
-            log.warning("%s failed; %s retries with backoff until it works again: %s", what, job, outage.last_error)
+            expected = isinstance(exc, (GatewayError, StoreError))
+            what = "the database" if isinstance(exc, StoreError) else f"upstream {method}" if expected else job
+            log.warning("%s failed; %s retries with backoff until it works again: %s", what, job, outage.last_error,
+                        exc_info=None if expected else exc)
 
     def _succeeded(self, job: str, now: float) -> None:
         outage = self._outages[job]

@@ -121,3 +121,32 @@ async def test_a_failed_transaction_records_nothing_and_the_next_poll_everything
 async def _clear(bridge: Harness) -> None:
     async with bridge.session.delete(f"{bridge.url}/simulator/faults") as response:
         assert response.status == 200
+
+
+async def test_refused_credentials_degrade_health_at_once(bridge: Harness) -> None:
+    """Credentials the upstream refuses do not fix themselves: health is degraded after the first such poll."""
+    await bridge.poller.poll_once()
+    await bridge.control("faults", {"count": 10, "mode": "auth"})
+    await bridge.control("revoke_token", {})
+    await bridge.poller.poll_once()
+    health = bridge.poller.health()
+    assert health.degraded and health.failing_since is not None
+    await _clear(bridge)
+    await bridge.poller.poll_once()
+    assert not bridge.poller.health().degraded
+
+
+async def test_an_unexpected_failure_of_a_poll_is_an_outage(bridge: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A poll that fails with an error nobody expected is reported by health like any outage, and logged once."""
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("surprise")
+
+    await bridge.poller.poll_once()
+    monkeypatch.setattr(bridge.poller.pipeline, "record", broken)
+    await bridge.inbound()
+    result = await bridge.poller.poll_once()
+    health = bridge.poller.health()
+    assert not result.ok and health.failing_since is not None and "KeyError" in (health.last_error or "")
+    bridge.advance(TEST_POLL.unhealthy_after)
+    await bridge.poller.poll_once()
+    assert bridge.poller.health().degraded

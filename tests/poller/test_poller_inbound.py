@@ -152,3 +152,15 @@ async def test_nothing_is_lost_across_the_autumn_clock_change(bridge: Harness) -
         bodies.append(f"at {step}")
         await bridge.poller.poll_once()
     assert sorted(e["sms"]["body"] for e in await bridge.events()) == sorted(bodies)
+
+
+async def test_an_sms_dated_in_the_future_does_not_move_the_cursor_past_now(bridge: Harness) -> None:
+    """An SMS from a phone whose clock runs 30 days ahead is an event, and every later SMS still is one."""
+    await bridge.poller.poll_once()
+    ahead = await bridge.inbound(body="from the future", created_ago=-30 * 86400)
+    await bridge.poller.poll_once()
+    assert float(await bridge.store.get_cursor(CURSOR) or 0) <= bridge.clock()
+    bridge.advance(TEST_POLL.interval)
+    later = await bridge.inbound(body="now")
+    await bridge.poller.poll_once()
+    assert [e["sms"]["id"] for e in await bridge.events()] == [ahead, later]
