@@ -21,6 +21,11 @@ class Metrics:
             "bridge_upstream_errors_total", "Failed SmsGateway24 calls, by method and kind.",
             ["method", "kind"], registry=r,
         )
+        self.unreadable_rows = Counter(
+            "bridge_upstream_unreadable_rows_total",
+            "Rows of upstream answers skipped because they cannot be read (no usable id or date), each counted once.",
+            ["method"], registry=r,
+        )
         self.poll_seconds = Histogram(
             "bridge_poll_duration_seconds", "Time one poll of the upstream took.",
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r,

@@ -9,6 +9,8 @@ One poll (`poll_once`):
    `FEW_STATUS_CHECKS`, else the one getallsms window is widened back to the oldest of them. The cost
    of a poll follows new and in-flight messages, never the total history. A message getsmsstatus
    refuses (deleted upstream) is no longer asked for, so it cannot block every poll.
+   A row of the answer without a usable id or date is skipped: logged once and counted in
+   `bridge_upstream_unreadable_rows_total`, while every other row goes on.
 3. Everything seen, the waiting messages past `poll.stuck_after`, and the advanced cursor go to
    `Pipeline.record` as one transaction: the cursor only moves together with the events it covers.
 
@@ -44,7 +46,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bridge.config import Config
 from bridge.gateway.client import GatewayClient
 from bridge.gateway.errors import ApiError, AuthError, GatewayError
-from bridge.gateway.models import Sms, Status
+from bridge.gateway.models import Sms, Status, UnreadableRow
 from bridge.metrics import Metrics
 from bridge.pipeline import DeviceSeen, Observation, Pipeline, SmsSeen, StatusSeen, StuckSuspected
 from bridge.store import Store, StoreError
@@ -57,6 +59,7 @@ FEW_STATUS_CHECKS = 5
 BACKOFF_CAP = 120.0
 STOP_GRACE = 5.0  # seconds a poll in progress may take to finish when the bridge stops
 BACKOFF_INTERVALS = 8  # a fast poller recovers fast: its backoff grows to 8 intervals, not to the cap
+UNREADABLE_REMEMBERED = 10_000  # unreadable rows told apart (so each is logged once); then they may be again
 
 _WAITING = frozenset({int(Status.PENDING), int(Status.QUEUED), int(Status.TAKEN)})
 
@@ -109,6 +112,7 @@ class Poller:
         self._stopping = False
         self._devices_checked = False
         self._unknown_upstream: set[int] = set()  # ids getsmsstatus refused: not asked again
+        self._unreadable: set[str] = set()  # fingerprints of the unreadable rows already reported
 
     # --- one poll ---------------------------------------------------------------------------
 
@@ -151,7 +155,9 @@ class Poller:
         window = begin
         if len(behind) > FEW_STATUS_CHECKS:
             window, behind = min(row["created_ts"] for row in behind), []
-        messages = [unfold(sms, window) for sms in await self.gateway.get_all_sms(begin=_utc(window))]
+        listing = await self.gateway.list_sms(begin=_utc(window))
+        self._report_unreadable(listing.unreadable)
+        messages = [unfold(sms, window) for sms in listing.messages]
         observations: list[Observation] = [
             SmsSeen(sms, history=sms.created.timestamp() < history_before) for sms in messages
         ]
@@ -168,6 +174,18 @@ class Poller:
         if recorded.events:
             log.info("poll: %d messages fetched, %d new events", len(messages), len(recorded.events))
         return PollResult(ok=True, fetched=len(messages), events=len(recorded.events))
+
+    def _report_unreadable(self, rows: tuple[UnreadableRow, ...]) -> None:
+        """Log and count each unreadable row the first time it is seen (it comes back in every window)."""
+        for row in rows:
+            if row.fingerprint in self._unreadable:
+                continue
+            if len(self._unreadable) >= UNREADABLE_REMEMBERED:
+                self._unreadable.clear()
+            self._unreadable.add(row.fingerprint)
+            self.metrics.unreadable_rows.labels(method="getallsms").inc()
+            log.warning("getallsms: skipping a message the bridge cannot read (%s); row %s", row.reason,
+                        row.fingerprint)
 
     async def _status_of(self, sms_id: int) -> StatusSeen | None:
         """The status of one message; one the upstream refuses to know (deleted) is not asked for again."""

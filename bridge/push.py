@@ -4,7 +4,9 @@
 constant time; 404 when it differs or none is configured). The body is JSON or a form; fields the
 bridge does not use are ignored. What arrives is judged by the same `Pipeline.record` as what the
 poller sees, so an SMS seen both ways is one event, and the answer is sent only once the
-transaction has committed (a failure to store answers 503, so the upstream retries).
+transaction has committed (a failure to store answers 503, so the upstream retries). Whatever the body,
+the answer is 200 or 4xx: text that is not valid Unicode reads with U+FFFD, and an id, number or date the
+bridge cannot hold (past 64 bits, no UTC instant) is a 400 naming its field.
 
 - Incoming message: {address, date, date_sent, body, internal_id, channel_id, sms_id, device_id,
   device_name, type}. `date` may be Unix seconds or milliseconds, or a date string (read in the
@@ -17,7 +19,6 @@ transaction has committed (a failure to store answers 503, so the upstream retri
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Mapping
 from datetime import datetime, tzinfo
 from typing import Any
@@ -29,7 +30,7 @@ from bridge.appkeys import CONFIG, POLLER
 from bridge.gateway import parse
 from bridge.gateway.models import Sms, Status
 from bridge.pipeline import Observation, SmsSeen, StatusSeen
-from bridge.store import StoreUnavailable
+from bridge.store import StoreRejected, StoreUnavailable
 
 _MILLISECONDS_FROM = 100_000_000_000  # a Unix time above this is in milliseconds (year 5138 in seconds)
 
@@ -59,6 +60,9 @@ async def gateway_push(request: web.Request) -> web.Response:
         recorded = await poller.pipeline.record([observation])
     except StoreUnavailable:
         return web.json_response({"error": "the bridge cannot store it right now; retry later"}, status=503)
+    except StoreRejected:
+        return web.json_response({"error": "the body holds a value the bridge cannot store", "field": None},
+                                 status=400)
     return web.json_response({"ok": True, "events": [event.id for event in recorded.events]})
 
 
@@ -69,8 +73,8 @@ async def _fields(request: web.Request) -> Mapping[str, Any]:
         return {key: value for key, value in form.items() if isinstance(value, str)}
     raw = await request.read()
     try:
-        data = json.loads(raw.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        data = parse.loads(raw)
+    except ValueError:
         raise PushError("the body must be a JSON object or a form", None) from None
     if not isinstance(data, dict):
         raise PushError("the body must be a JSON object or a form", None)
@@ -121,7 +125,7 @@ def _optional_int(fields: Mapping[str, Any], name: str) -> int | None:
         return None
     number = parse.to_int(value) if not isinstance(value, bool) else None
     if number is None:
-        raise PushError(f"{name} must be an integer", name)
+        raise PushError(f"{name} must be an integer of at most 64 bits", name)
     return number
 
 

@@ -28,7 +28,7 @@ from bridge.gateway.errors import (
     MalformedResponse,
     UpstreamUnavailable,
 )
-from bridge.gateway.models import Device, OutgoingSms, Sms, SmsStatusInfo, Status
+from bridge.gateway.models import Device, OutgoingSms, Sms, SmsListing, SmsStatusInfo, Status
 
 __all__ = [
     "ApiError",
@@ -147,7 +147,11 @@ class GatewayClient:
 
         parse.parse_ok(await self._call("addalotofsms", form))
 
-    async def get_all_sms(
+    async def get_all_sms(self, **filters: Any) -> list[Sms]:
+        """The readable messages `list_sms` gives with the same filters."""
+        return list((await self.list_sms(**filters)).messages)
+
+    async def list_sms(
         self,
         *,
         device_id: int | None = None,
@@ -159,8 +163,9 @@ class GatewayClient:
         phone: str | None = None,
         order_by_desc: bool = False,
         timezone: str | None = None,
-    ) -> list[Sms]:
-        """Messages of the account (incoming ones have status 5), filtered as given.
+    ) -> SmsListing:
+        """Messages of the account (incoming ones have status 5), filtered as given, and the rows of the
+        answer that could not be read.
 
         `begin`/`end` are sent in the account's zone, or in `timezone` when given (the upstream
         then also answers in that zone); a naive datetime is taken as already in that zone.
@@ -170,7 +175,7 @@ class GatewayClient:
         if order_by_desc:
             fields["orderbydesc"] = "1"
         data = await self._call("getallsms", _with_token(fields))
-        return parse.parse_sms_list(data, zone)
+        return parse.read_sms_list(data, zone)
 
     async def count_sms(
         self,

@@ -108,6 +108,25 @@ class Sms:
 
 
 @dataclass(frozen=True, slots=True)
+class UnreadableRow:
+    """A row of a getallsms answer the bridge cannot use (no usable id or date, not an object).
+
+    `fingerprint` is the same for the same row in every answer, so it is reported once, not once per poll.
+    """
+
+    reason: str
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class SmsListing:
+    """A getallsms answer: the messages read, in the upstream's order, and the rows that could not be read."""
+
+    messages: tuple[Sms, ...]
+    unreadable: tuple[UnreadableRow, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class SimInfo:
     """One SIM card of a device, from `getalldevices`' `siminfo`."""
 

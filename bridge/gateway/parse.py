@@ -5,11 +5,17 @@ a GatewayError (`ApiError` for an `error: 1` answer, `MalformedResponse` for a s
 read); nothing else escapes. The upstream's quirks live here: ids and numbers as strings, `smss`
 and `device` as objects keyed by id (or `[]`, or absent), dates as PHP DateTime objects naming
 their own zone, and a `+` that URL decoding turned into a leading space.
+
+What the bridge cannot hold is read as unreadable, never passed on: text that is not valid Unicode (bytes
+that are not UTF-8, half a surrogate pair) reads with U+FFFD in its place; an integer past 64 bits is no
+integer; a date that has no UTC instant (before year 1 or after 9999 there) is no date. One message of a
+getallsms answer without a usable id or date is skipped and reported, never the whole answer.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 from collections.abc import Iterable
@@ -18,7 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bridge.gateway.errors import ApiError, MalformedResponse
-from bridge.gateway.models import Device, SimInfo, Sms, SmsStatusInfo, Status
+from bridge.gateway.models import Device, SimInfo, Sms, SmsListing, SmsStatusInfo, Status, UnreadableRow
 
 _STATUS_BY_CODE: dict[int, Status] = {s.value: s for s in Status}
 _FALSE_WORDS = frozenset({"", "0", "false", "no", "off", "null", "none", "ok"})
@@ -26,6 +32,10 @@ _TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 _NULL_WORDS = frozenset({"", "null", "none"})
 _OFFSET = re.compile(r"([+-])(\d{1,2})(?::?(\d{2}))?")
 _MESSAGE_LIMIT = 300
+_INT64 = 2**63  # integers the upstream sends fit in 64 bits, as the database's do
+# Only a \uD800-\uDFFF escape can put a lone surrogate into decoded JSON text.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # PHP DateTime `timezone_type: 2` carries an abbreviation; these are the ones PHP commonly emits.
 _ABBREVIATIONS: dict[str, float] = {
     "UTC": 0, "GMT": 0, "UT": 0, "Z": 0, "WET": 0, "WEST": 1, "BST": 1, "IST": 5.5, "CET": 1,
@@ -40,18 +50,19 @@ _ABBREVIATIONS: dict[str, float] = {
 
 
 def to_int(value: object) -> int | None:
-    """An int from an int, a numeric string ("15", "15.0") or an integral float; None otherwise."""
+    """A 64-bit int from an int, a numeric string ("15", "15.0") or an integral float; None otherwise."""
     kind = type(value)
     if kind is int:
-        return value  # type: ignore[return-value]
+        return value if -_INT64 <= value < _INT64 else None  # type: ignore[return-value,operator]
     if kind is str:
         text = value.strip()  # type: ignore[union-attr]
         if not text:
             return None
         try:
-            return int(text)
+            number = int(text)
         except ValueError:
             return _integral(text)
+        return number if -_INT64 <= number < _INT64 else None
     if kind is float:
         return _integral(value)
     if kind is bool:
@@ -64,7 +75,7 @@ def _integral(value: object) -> int | None:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
-    return int(number) if number.is_integer() else None
+    return int(number) if number.is_integer() and -_INT64 <= number < _INT64 else None
 
 
 def to_bool(value: object) -> bool:
@@ -170,11 +181,22 @@ def _at(text: str, zone: tzinfo) -> datetime | None:
             except ValueError:
                 return None
     if when.tzinfo is None:
-        return _combine(when.date(), when.time(), zone)  # several times faster than replace()
+        when = _combine(when.date(), when.time(), zone)  # several times faster than replace()
+    else:
+        try:
+            when = when.astimezone(zone)
+        except (OverflowError, ValueError):
+            return None
+    return when if 1 < when.year < 9999 or _has_utc_instant(when) else None
+
+
+def _has_utc_instant(when: datetime) -> bool:
+    """True when an aware datetime of year 1 or 9999 is still within datetime's range in UTC."""
     try:
-        return when.astimezone(zone)
-    except (OverflowError, ValueError):
-        return None
+        when.astimezone(timezone.utc)
+    except OverflowError:
+        return False
+    return True
 
 
 _fromisoformat = datetime.fromisoformat
@@ -240,12 +262,38 @@ def format_paket_time(when: datetime, zone: tzinfo) -> str:
 def decode(raw: bytes) -> dict[str, Any]:
     """The JSON object of an answer body; MalformedResponse for anything else (HTML, truncation, a list)."""
     try:
-        data = json.loads(raw.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        data = loads(raw)
+    except ValueError:
         raise MalformedResponse(f"the gateway answered something that is not JSON: {_preview(raw)}") from None
     if type(data) is not dict:
         raise MalformedResponse("the gateway answered JSON that is not an object")
     return data
+
+
+def loads(raw: bytes) -> Any:
+    """The JSON value of a body from outside, every text in it valid Unicode; ValueError when it is not JSON.
+
+    Bytes that are not UTF-8 and half surrogate pairs (a `\\ud83d` escape alone) read as U+FFFD: one odd
+    character must not make a whole answer, or the database write after it, fail.
+    """
+    text = raw.decode("utf-8-sig", "replace")
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    return _readable(data) if _SURROGATE_ESCAPE.search(text) else data
+
+
+def _readable(value: Any) -> Any:
+    """`value` with every lone surrogate in its texts (keys too) replaced by U+FFFD."""
+    kind = type(value)
+    if kind is str:
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if kind is list:
+        return [_readable(item) for item in value]
+    if kind is dict:
+        return {_readable(key): _readable(item) for key, item in value.items()}
+    return value
 
 
 def _preview(raw: bytes) -> str:
@@ -333,8 +381,30 @@ def _entries(value: object, what: str) -> Iterable[tuple[object, object]]:
 
 def parse_sms_list(data: object, fallback: tzinfo) -> list[Sms]:
     """The messages of a getallsms answer, in the upstream's order; plain date strings are read in `fallback`."""
+    return list(read_sms_list(data, fallback).messages)
+
+
+def read_sms_list(data: object, fallback: tzinfo) -> SmsListing:
+    """A getallsms answer: its readable messages in order, and the rows without a usable id or date."""
     answer = raise_for_error(data)
-    return [_sms(key, item, fallback) for key, item in _entries(answer.get("smss"), "smss")]
+    messages: list[Sms] = []
+    unreadable: list[UnreadableRow] = []
+    for key, item in _entries(answer.get("smss"), "smss"):
+        try:
+            messages.append(_sms(key, item, fallback))
+        except _Unreadable as exc:
+            unreadable.append(UnreadableRow(str(exc), _fingerprint(key, item)))
+    return SmsListing(tuple(messages), tuple(unreadable))
+
+
+class _Unreadable(ValueError):
+    """One message of an answer that cannot be read; the message says why."""
+
+
+def _fingerprint(key: object, item: object) -> str:
+    """The same short text for the same row in every answer."""
+    text = json.dumps([key, item], sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def parse_count(data: object) -> int:
@@ -348,18 +418,16 @@ def parse_count(data: object) -> int:
 
 def _sms(key: object, item: object, zone: tzinfo) -> Sms:
     if type(item) is not dict:
-        raise MalformedResponse("a message in `smss` is not an object")
+        raise _Unreadable("a message in `smss` is not an object")
     get = item.get  # type: ignore[union-attr]
-    sms_id = get("id")
-    if type(sms_id) is not int:
-        sms_id = to_int(sms_id)
+    sms_id = to_int(get("id"))
+    if sms_id is None:
+        sms_id = to_int(key)
         if sms_id is None:
-            sms_id = to_int(key)
-            if sms_id is None:
-                raise MalformedResponse("a message in `smss` has no readable id")
+            raise _Unreadable("a message in `smss` has no usable id (a 64-bit integer)")
     created = parse_date(get("created"), zone)
     if created is None:
-        raise MalformedResponse(f"message {sms_id} has no readable `created` date")
+        raise _Unreadable(f"message {sms_id} has no readable `created` date")
     code = get("status")
     if type(code) is not int:
         code = to_int(code) or 0

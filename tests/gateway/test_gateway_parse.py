@@ -280,7 +280,7 @@ def test_smss_as_a_list_of_messages_is_read() -> None:
     assert [s.id for s in parse.parse_sms_list(answer, PARIS)] == [5]
 
 
-@pytest.mark.parametrize("smss", ["abc", 5, True, {"1": "not an object"}, {"1": {"id": 1}}])
+@pytest.mark.parametrize("smss", ["abc", 5, True])
 def test_unreadable_smss_is_malformed(smss: object) -> None:
     """A `smss` that is not a collection of readable messages raises MalformedResponse."""
     with pytest.raises(MalformedResponse):
@@ -325,7 +325,8 @@ def test_error_flags_meaning_success_pass(flag: object) -> None:
     assert parse.raise_for_error({"error": flag, "token": "t"}) == {"error": flag, "token": "t"}
 
 
-@pytest.mark.parametrize("raw", [b"", b"<html>502</html>", b'{"error":0,"smss":{', b"[]", b'"text"', b"\xff\xfe"])
+@pytest.mark.parametrize("raw", [b"", b"<html>502</html>", b'{"error":0,"smss":{', b"[]", b'"text"', b"\xff\xfe",
+                                 b'{"error":0}\xff'])
 def test_bodies_that_are_not_a_json_object_are_malformed(raw: bytes) -> None:
     """HTML, truncated JSON, a JSON list or string, and undecodable bytes raise MalformedResponse."""
     with pytest.raises(MalformedResponse):
@@ -389,3 +390,57 @@ def test_ten_thousand_messages_parse_well_under_100_ms() -> None:
         best = min(best, time.process_time() - started)
     assert len(parsed) == 10_000 and parsed[-1].customer_id == 9_999
     assert best < 0.1
+
+
+# --- rows the bridge cannot read ----------------------------------------------------------------
+
+GOOD_ROW = {"id": 9, "status": 5, "sendto": "+331", "body": "fine", "created": "2023-11-02 22:44:43"}
+
+
+@pytest.mark.parametrize("row", [
+    {"status": 5, "created": "2023-11-02 22:44:43"},
+    {"id": 2**70, "status": 5, "created": "2023-11-02 22:44:43"},
+    {"id": 1e20, "status": 5, "created": "2023-11-02 22:44:43"},
+    {"id": "abc", "status": 5, "created": "2023-11-02 22:44:43"},
+    {"id": 8, "status": 5},
+    {"id": 8, "status": 5, "created": "0001-01-01 00:00:00"},
+    {"id": 8, "status": 5, "created": {"date": "9999-12-31 23:59:59.000000", "timezone": "-12:00"}},
+    "not an object",
+], ids=["no id", "id past 64 bits", "id 1e20", "id not a number", "no date", "date before year 1 in UTC",
+        "date after 9999 in UTC", "not an object"])
+def test_a_row_that_cannot_be_read_is_skipped_and_the_others_kept(row: object) -> None:
+    """One row without a usable id or date is reported as unreadable; every other row is read."""
+    listing = parse.read_sms_list({"smss": [row, GOOD_ROW]}, PARIS)
+    assert [sms.id for sms in listing.messages] == [9]
+    (unreadable,) = listing.unreadable
+    assert unreadable.reason and unreadable.fingerprint
+
+
+def test_an_unreadable_row_has_the_same_fingerprint_in_every_answer() -> None:
+    """The same unreadable row in two answers has one fingerprint (it is reported once), another row another."""
+    first = parse.read_sms_list({"smss": [{"id": 2**70, "body": "a"}]}, PARIS).unreadable
+    again = parse.read_sms_list({"smss": [GOOD_ROW, {"id": 2**70, "body": "a"}]}, PARIS).unreadable
+    other = parse.read_sms_list({"smss": [{"id": 2**70, "body": "b"}]}, PARIS).unreadable
+    assert first == again and first != other
+
+
+def test_dates_of_any_representable_year_are_read() -> None:
+    """Dates from year 1 to year 9999, far behind or ahead of now, are read where they fit in UTC."""
+    answer = {"smss": [{**GOOD_ROW, "id": 1, "created": "0001-01-02 00:00:00"},
+                       {**GOOD_ROW, "id": 2, "created": "9999-12-30 23:59:59"},
+                       {**GOOD_ROW, "id": 3, "created": "1901-12-13 20:45:52"}]}
+    assert [sms.created.year for sms in parse.parse_sms_list(answer, PARIS)] == [1, 9999, 1901]
+
+
+def test_a_lone_surrogate_escape_in_an_answer_reads_as_the_replacement_character() -> None:
+    """Half a surrogate pair in the JSON text reads as U+FFFD, and a whole pair as its character."""
+    raw = b'{"smss":[{"id":1,"status":5,"created":"2023-11-02 22:44:43","body":"half \\ud83d, whole \\ud83d\\ude00"}]}'
+    (sms,) = parse.parse_sms_list(parse.decode(raw), PARIS)
+    assert sms.body == "half \ufffd, whole \U0001f600"
+
+
+def test_bytes_that_are_not_utf8_in_an_answer_read_as_the_replacement_character() -> None:
+    """A body whose bytes are not UTF-8 reads with U+FFFD where they could not be read; the answer is kept."""
+    raw = b'{"smss":[{"id":1,"status":5,"created":"2023-11-02 22:44:43","body":"caf\xe9 ok"}]}'
+    (sms,) = parse.parse_sms_list(parse.decode(raw), PARIS)
+    assert sms.body == "caf\ufffd ok"

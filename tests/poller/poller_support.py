@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from bridge.config import Config, PollConfig
 from bridge.gateway.client import GatewayClient
@@ -41,6 +42,7 @@ class Harness:
     session: aiohttp.ClientSession
     config: Config
     path: Path
+    gateway_url: str | None = None  # where the bridge polls: the simulator's url unless a test serves its own
     store: Store = field(init=False)
     pipeline: Pipeline = field(init=False)
     poller: Poller = field(init=False)
@@ -56,7 +58,7 @@ class Harness:
         self.metrics = Metrics()
         router = Router.for_config(self.config, TemplateEngine(None))
         self.pipeline = Pipeline(self.store, router, self.config.safety, self.metrics, self.clock)
-        gateway = GatewayClient(self.session, self.url, email=EMAIL, password=PASSWORD,
+        gateway = GatewayClient(self.session, self.gateway_url or self.url, email=EMAIL, password=PASSWORD,
                                 account_tz=self.config.gateway.timezone, timeout=self.config.gateway.timeout)
         self.poller = Poller(self.config, self.store, gateway, self.pipeline, self.metrics, self.clock)
 
@@ -101,3 +103,33 @@ class Harness:
 
 
 MakeHarness = Callable[..., Awaitable[Harness]]
+
+
+class FakeUpstream:
+    """An upstream on 127.0.0.1 whose getallsms answers whatever bytes the test sets, in every window.
+
+    gettoken accepts the test credentials; getalldevices knows no device; other methods are refused.
+    """
+
+    def __init__(self) -> None:
+        self.answer = b'{"error":0,"smss":[]}'
+
+    def app(self) -> web.Application:
+        """The aiohttp app serving the API paths the poller calls."""
+        app = web.Application()
+        app.router.add_post("/getdata/{method}", self._call)
+        return app
+
+    def answer_rows(self, rows: list[Any]) -> None:
+        """Answer getallsms with `rows` as its `smss` list."""
+        self.answer = json.dumps({"error": 0, "message": "OK", "smss": rows}).encode()
+
+    async def _call(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        if method == "gettoken":
+            return web.json_response({"error": 0, "token": "fake-token"})
+        if method == "getalldevices":
+            return web.json_response({"error": 0, "device": []})
+        if method == "getallsms":
+            return web.Response(body=self.answer, content_type="application/json")
+        return web.json_response({"error": 1, "message": f"{method} is not served here"})

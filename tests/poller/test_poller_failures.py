@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
-from poller_support import PASSWORD, TEST_POLL, Harness, MakeHarness
+from poller_support import PASSWORD, TEST_POLL, FakeUpstream, Harness, MakeHarness
+from prometheus_client import generate_latest
 
 from bridge.poller import CURSOR
 
@@ -150,3 +153,23 @@ async def test_an_unexpected_failure_of_a_poll_is_an_outage(bridge: Harness, mon
     bridge.advance(TEST_POLL.unhealthy_after)
     await bridge.poller.poll_once()
     assert bridge.poller.health().degraded
+
+
+async def test_a_row_without_a_usable_id_is_logged_once_counted_and_skipped(
+        make_harness: MakeHarness, caplog: pytest.LogCaptureFixture) -> None:
+    """A getallsms row whose id is past 64 bits is skipped with one warning and one count, however often it
+    comes back, while the good row beside it is an event."""
+    upstream = FakeUpstream()
+    bridge = await make_harness(upstream=upstream)
+    await bridge.poller.poll_once()
+    created = datetime.fromtimestamp(bridge.clock(), ZoneInfo("Europe/Paris")).strftime("%Y-%m-%d %H:%M:%S")
+    upstream.answer_rows([{"id": 2**70, "status": 5, "sendto": "+4917642111111", "body": "odd", "created": created},
+                          {"id": 77, "status": 5, "sendto": "+4917642111111", "body": "good", "created": created}])
+    with caplog.at_level(logging.WARNING, logger="bridge.poller"):
+        for _ in range(3):
+            assert (await bridge.poller.poll_once()).ok
+            bridge.advance(TEST_POLL.interval)
+    assert [e["sms"]["id"] for e in await bridge.events()] == [77]
+    assert len([r for r in caplog.records if "cannot read" in r.getMessage()]) == 1
+    scrape = generate_latest(bridge.metrics.registry).decode()
+    assert 'bridge_upstream_unreadable_rows_total{method="getallsms"} 1.0' in scrape

@@ -164,3 +164,15 @@ async def test_an_sms_dated_in_the_future_does_not_move_the_cursor_past_now(brid
     later = await bridge.inbound(body="now")
     await bridge.poller.poll_once()
     assert [e["sms"]["id"] for e in await bridge.events()] == [ahead, later]
+
+
+async def test_half_a_surrogate_pair_in_a_body_does_not_stop_polling(bridge: Harness) -> None:
+    """An SMS whose body holds half a surrogate pair arrives with U+FFFD, and the SMS after it arrives too."""
+    await bridge.poller.poll_once()
+    odd = await bridge.inbound(sender="+4917600000002", body="half emoji \ud83d")
+    await bridge.poller.poll_once()
+    bridge.advance(TEST_POLL.interval)
+    normal = await bridge.inbound(body="normal")
+    assert (await bridge.poller.poll_once()).ok
+    events = await bridge.events()
+    assert [(e["sms"]["id"], e["sms"]["body"]) for e in events] == [(odd, "half emoji \ufffd"), (normal, "normal")]

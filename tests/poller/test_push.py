@@ -123,6 +123,12 @@ async def test_unknown_fields_are_ignored(bridge: Harness, push_client: Client) 
     ({"address": "+491", "sms_id": 5, "date": "yesterday-ish"}, "date"),
     ({"sms_id": 5, "status_id": "delivered"}, "status_id"),
     ({"hello": "world"}, None),
+    ({"address": "+491", "sms_id": 2**70}, "sms_id"),
+    ({"address": "+491", "sms_id": 1e20}, "sms_id"),
+    ({"sms_id": 2**70, "status_id": 7}, "sms_id"),
+    ({"address": "+491", "sms_id": 5, "device_id": 2**70}, "device_id"),
+    ({"address": "+491", "sms_id": 5, "date": "0001-01-01 00:00:00"}, "date"),
+    ({"address": "+491", "sms_id": 5, "date": "9999-12-31T23:59:59-12:00"}, "date"),
 ])
 async def test_unusable_body_is_400_naming_the_field(bridge: Harness, push_client: Client,
                                                      body: dict[str, Any], field: str | None) -> None:
@@ -133,6 +139,16 @@ async def test_unusable_body_is_400_naming_the_field(bridge: Harness, push_clien
     answer = await response.json()
     assert answer["field"] == field and answer["error"]
     assert await bridge.events() == []
+
+
+async def test_half_a_surrogate_pair_in_a_pushed_body_arrives_as_the_replacement_character(
+        bridge: Harness, push_client: Client) -> None:
+    """A pushed SMS whose body holds half a surrogate pair is recorded with U+FFFD in its place."""
+    client = await push_client(bridge)
+    raw = b'{"address": "+4917600000002", "sms_id": 99005, "body": "half emoji \\ud83d"}'
+    response = await client.post(PATH, data=raw, headers={"Content-Type": "application/json"})
+    assert response.status == 200
+    assert [e["sms"]["body"] for e in await bridge.events()] == ["half emoji \ufffd"]
 
 
 async def test_body_that_is_not_json_is_400(bridge: Harness, push_client: Client) -> None:
