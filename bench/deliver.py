@@ -31,7 +31,7 @@ from bridge.gateway.client import GatewayClient
 from bridge.gateway.models import Status
 from bridge.metrics import Metrics
 from bridge.signing import signing_key, webhook_headers
-from bridge.store import NewDelivery, Store
+from bridge.store import NewDelivery, SqliteStore, Store
 from bridge.templating import TemplateEngine, to_json
 
 TARGET_RATIO = 0.7
@@ -66,10 +66,9 @@ def _bodies(rows: int) -> list[tuple[str, str, dict]]:
 async def _fill(store: Store, bodies: list[tuple[str, str, dict]], target: str) -> None:
     now = time.time()
     async with store.transaction() as db:
-        await Store.insert_events(
-            db, [(eid, key, "sms.received", json.dumps(payload), now) for eid, key, payload in bodies])
+        await db.insert_events([(eid, key, "sms.received", json.dumps(payload), now) for eid, key, payload in bodies])
         for eid, _, _ in bodies:
-            await Store.insert_delivery(db, NewDelivery(eid, "webhook", target, "bench"), now)
+            await db.insert_delivery(NewDelivery(eid, "webhook", target, "bench"), now)
 
 
 async def _wait(done: Callable[[], bool]) -> None:
@@ -79,7 +78,7 @@ async def _wait(done: Callable[[], bool]) -> None:
 
 async def run_worker(url: str, bodies: list[tuple[str, str, dict]], concurrency: int, workdir: Path) -> float:
     """Seconds for the worker to deliver every row (the store filled beforehand, outside the timing)."""
-    store = await Store.open(workdir / f"bench-{time.monotonic_ns()}.db")
+    store = await SqliteStore.open(workdir / f"bench-{time.monotonic_ns()}.db")
     try:
         await _fill(store, bodies, "sink")
         hook = WebhookConfig(name="sink", url=url, secret=Secret(SECRET), concurrency=concurrency)

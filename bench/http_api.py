@@ -39,7 +39,7 @@ from bridge.gateway.client import GatewayClient
 from bridge.metrics import Metrics
 from bridge.sender import Sender
 from bridge.server import setup_api
-from bridge.store import Store
+from bridge.store import SqliteStore
 
 API_KEY = "bench-key-0123456789abcdef"
 TEXT = "Disk 91% full on db1"
@@ -98,7 +98,7 @@ async def bridge_app(directory: Path) -> tuple[web.Application, list[Any]]:
     path = directory / "rules.yaml"
     path.write_text(CONFIG_YAML.format(db=directory / "bench.db", key=API_KEY), encoding="utf-8")
     config = load_config(path, env={})
-    store = await Store.open(config.storage.path, config.storage.synchronous)
+    store = await SqliteStore.open(config.storage.path, config.storage.synchronous)
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=config.gateway.timeout))
     gateway = GatewayClient(session, config.gateway.url, token=config.gateway.token)
     metrics = Metrics()

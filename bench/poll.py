@@ -40,7 +40,7 @@ from bridge.metrics import Metrics
 from bridge.pipeline import Pipeline, SmsSeen
 from bridge.poller import Poller
 from bridge.rules import Router
-from bridge.store import Store
+from bridge.store import SqliteStore, Store
 from bridge.templating import TemplateEngine
 
 EMAIL, PASSWORD, ZONE = "demo@example.com", "demo", "Europe/Paris"
@@ -74,7 +74,7 @@ async def bench_bridge(db: Path) -> AsyncIterator[Bench]:
     config = Config(gateway=GatewayConfig(email=EMAIL, password=Secret(PASSWORD), timezone=ZONE),
                     poll=PollConfig(interval=15))
     async with serve_simulator(app) as url, aiohttp.ClientSession() as session:
-        store = await Store.open(db)
+        store = await SqliteStore.open(db)
         try:
             metrics = Metrics()
             router = Router.compile((), TemplateEngine(None), ZONE)
@@ -98,7 +98,7 @@ async def fill_store(store: Store, count: int, end: float, first_id: int = 1) ->
                    created, created, None)
 
     async with store.transaction() as db:
-        await Store.insert_messages(db, rows())
+        await db.insert_messages(rows())
 
 
 # --- 1. idle poll against history size ----------------------------------------------------------
@@ -186,7 +186,7 @@ def measure_rss(db: Path) -> float:
 
 async def make_big_store(db: Path) -> None:
     """A store holding RSS_MESSAGES messages ending a day ago."""
-    store = await Store.open(db)
+    store = await SqliteStore.open(db)
     try:
         await fill_store(store, RSS_MESSAGES, time.time() - 86400, first_id=1)
     finally:

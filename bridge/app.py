@@ -26,7 +26,7 @@ from bridge.poller import Poller
 from bridge.rules import Router
 from bridge.sender import Sender
 from bridge.server import setup_api
-from bridge.store import Store, StoreError
+from bridge.store import StoreError, open_store
 from bridge.templating import TemplateEngine
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,7 @@ def build_app(config: Config, *, clock: Callable[[], float] = time.time) -> web.
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    storage = app[appkeys.CONFIG].storage
-    app[appkeys.STORE] = await Store.open(storage.path, storage.synchronous)
+    app[appkeys.STORE] = await open_store(app[appkeys.CONFIG].storage)
     yield
     await app[appkeys.STORE].close()
 

@@ -24,7 +24,7 @@ from bridge.gateway.errors import GatewayError, UpstreamUnavailable
 from bridge.gateway.models import STATUS_NAMES, OutgoingSms, SimInfo, Sms, Status
 from bridge.gateway.simulator import build_simulator_app
 from bridge.rules import AddTag, Deliver, OptIn, OptOut, PlannedAction, Router, RuleError, SendSms
-from bridge.store import Store, StoreError
+from bridge.store import Store, StoreError, open_store
 from bridge.templating import TemplateEngine, TemplateError, render_event_body
 from bridge.logs import FORMATS, LEVELS, register_secrets, setup_logging
 
@@ -749,7 +749,7 @@ def _with_store(config: Config, action: Callable[[Store], Awaitable[_T]]) -> _T:
         raise CommandError(f"no database at {path}: the bridge has not run with this configuration yet")
 
     async def run() -> _T:
-        store = await Store.open(path, config.storage.synchronous)
+        store = await open_store(config.storage)
         try:
             return await action(store)
         finally:

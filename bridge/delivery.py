@@ -24,7 +24,6 @@ import json
 import logging
 import math
 import random
-import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -243,10 +242,9 @@ class _RecordWriter:
             batch, self._queue = self._queue, []
             try:
                 disabled = await self._commit([record for record, _ in batch])
-            except (StoreError, sqlite3.Error) as exc:
-                error = exc if isinstance(exc, StoreError) else StoreError(str(exc))
+            except StoreError as exc:
                 for _, written in batch:
-                    written(False, error)
+                    written(False, exc)
                 continue
             for (_, written), newly in zip(batch, disabled):
                 written(newly, None)
@@ -254,9 +252,9 @@ class _RecordWriter:
     async def _commit(self, records: Sequence[_Record]) -> list[bool]:
         now = self._clock()
         async with self._store.transaction() as db:
-            await Store.record_attempts(
-                db, [(r.delivery_id, r.state, r.next_attempt_ts, r.error, r.status) for r in records], now)
-            return [r.disable is not None and await Store.disable_target(db, r.disable, r.error or "", now)
+            await db.record_attempts([(r.delivery_id, r.state, r.next_attempt_ts, r.error, r.status) for r in records],
+                                     now)
+            return [r.disable is not None and await db.disable_target(r.disable, r.error or "", now)
                     for r in records]
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -38,7 +37,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-import aiosqlite
 
 from bridge import safety as checks
 from bridge.config import SafetyConfig
@@ -46,7 +44,7 @@ from bridge.events import DeviceFacts, Event, EventType, SmsFacts, device_event,
 from bridge.gateway.models import Device, Sms, Status
 from bridge.metrics import Metrics
 from bridge.rules import AddTag, Deliver, Failed, OptIn, OptOut, PlannedAction, Router, SendSms
-from bridge.store import NewDelivery, NewSend, Store
+from bridge.store import NewDelivery, NewSend, Row, Store, Tx
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +123,7 @@ class _Message:
     stuck_reported: bool
 
     @classmethod
-    def of_row(cls, row: sqlite3.Row) -> _Message:
+    def of_row(cls, row: Row) -> _Message:
         """The state of a stored `messages` row."""
         return cls(row["id"], row["direction"], row["number"], row["body"], row["device_id"], row["sim"],
                    Status.from_code(row["status"]), row["customer_id"], datetime.fromisoformat(row["created"]),
@@ -150,7 +148,7 @@ def _due_ts(sms: Sms) -> float | None:
 class _Batch:
     """The changes one `record` call makes, decided before any is written."""
 
-    def __init__(self, known: dict[int, _Message], devices: dict[int, sqlite3.Row], now: float) -> None:
+    def __init__(self, known: dict[int, _Message], devices: dict[int, Row], now: float) -> None:
         self.known = known
         self.devices = devices
         self.numbers = {i: json.loads(row["numbers"]) for i, row in devices.items()}
@@ -288,51 +286,49 @@ class Pipeline:
             events = await self._new_events(db, batch.events, now)
             sends, deliveries, routed = await self._act(db, events, batch, now)
             for name, value in (cursors or {}).items():
-                await Store.set_cursor(db, name, value)
+                await db.set_cursor(name, value)
         self._after_commit(events, routed, sends, deliveries)
         return Recorded(tuple(events), sends, deliveries)
 
-    async def _judge(self, db: aiosqlite.Connection, observations: Sequence[Observation], now: float) -> _Batch:
+    async def _judge(self, db: Tx, observations: Sequence[Observation], now: float) -> _Batch:
         ids = {o.sms.id if isinstance(o, SmsSeen) else o.sms_id
                for o in observations if not isinstance(o, DeviceSeen)}
-        rows = await Store.messages_by_id(db, ids) if ids else {}
-        batch = _Batch({i: _Message.of_row(row) for i, row in rows.items()}, await Store.device_rows(db), now)
+        rows = await db.messages_by_id(ids) if ids else {}
+        batch = _Batch({i: _Message.of_row(row) for i, row in rows.items()}, await db.device_rows(), now)
         # Devices first: messages in the same batch then name the SIM numbers just reported.
         for observation in sorted(observations, key=lambda o: not isinstance(o, DeviceSeen)):
             batch.see(observation)
         return batch
 
     @staticmethod
-    async def _write_state(db: aiosqlite.Connection, batch: _Batch) -> None:
+    async def _write_state(db: Tx, batch: _Batch) -> None:
         if batch.new_rows:
-            await Store.insert_messages(db, batch.new_rows)
+            await db.insert_messages(batch.new_rows)
         if batch.status_changes:
-            await Store.update_message_statuses(db, batch.status_changes)
+            await db.update_message_statuses(batch.status_changes)
         for sms_id, due_ts in batch.due_changes:
-            await Store.set_message_due(db, sms_id, due_ts)
+            await db.set_message_due(sms_id, due_ts)
         if batch.stuck:
-            await Store.mark_stuck_reported(db, batch.stuck)
+            await db.mark_stuck_reported(batch.stuck)
         if batch.device_rows:
-            await Store.upsert_devices(db, batch.device_rows, batch.now)
+            await db.upsert_devices(batch.device_rows, batch.now)
 
     @staticmethod
-    async def _new_events(db: aiosqlite.Connection, candidates: list[Event], now: float) -> list[Event]:
+    async def _new_events(db: Tx, candidates: list[Event], now: float) -> list[Event]:
         """Insert the events not recorded before; returns them in order."""
         if not candidates:
             return []
-        known = await Store.known_event_keys(db, [e.dedupe_key for e in candidates])
+        known = await db.known_event_keys([e.dedupe_key for e in candidates])
         fresh: list[Event] = []
         for event in candidates:
             if event.dedupe_key not in known:
                 known.add(event.dedupe_key)
                 fresh.append(event)
         dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-        await Store.insert_events(
-            db, [(e.id, e.dedupe_key, str(e.type), dumps(e.to_json()), now) for e in fresh]
-        )
+        await db.insert_events([(e.id, e.dedupe_key, str(e.type), dumps(e.to_json()), now) for e in fresh])
         return fresh
 
-    async def _act(self, db: aiosqlite.Connection, events: list[Event], batch: _Batch,
+    async def _act(self, db: Tx, events: list[Event], batch: _Batch,
                    now: float) -> tuple[int, int, list[tuple[Event, tuple[PlannedAction, ...]]]]:
         """Apply the keyword safety and the routed actions of each new event.
 
@@ -356,14 +352,14 @@ class Pipeline:
                 deliveries += queued == "delivery"
         return sends, deliveries, routed
 
-    async def _keywords(self, db: aiosqlite.Connection, sms: SmsFacts, now: float) -> None:
+    async def _keywords(self, db: Tx, sms: SmsFacts, now: float) -> None:
         """The opt-out / opt-in keywords of `safety` (as checks.is_opt_out / is_opt_in read them)."""
         word = checks.keyword_of(sms.body)
         if word and (word in self._opt_out or word in self._opt_in):
             sender = checks.normalize_number(sms.sender or "")
-            await Store.set_opted_out(db, sender, word in self._opt_out, "keyword", now)
+            await db.set_opted_out(sender, word in self._opt_out, "keyword", now)
 
-    async def _apply(self, db: aiosqlite.Connection, event: Event, index: int, action: PlannedAction,
+    async def _apply(self, db: Tx, event: Event, index: int, action: PlannedAction,
                      own_numbers: list[str], now: float) -> str | None:
         """Write one planned action; returns "send" or "delivery" for what it queued."""
         if isinstance(action, SendSms):
@@ -373,7 +369,7 @@ class Pipeline:
                          extra={"event_id": event.id})
                 self.metrics.sends.labels(outcome=f"refused_{refusal.value}").inc()
                 return None
-            await Store.insert_send(db, NewSend(
+            await db.insert_send(NewSend(
                 id=_send_id(event, index), source=f"rule:{action.rule}", recipients=(action.to,), body=action.text,
                 device_id=action.device_id, sim=action.sim, event_id=event.id, is_reply=action.is_reply,
             ), now)
@@ -382,22 +378,22 @@ class Pipeline:
             spec: dict[str, object] = {"match": dict(action.match)}
             if action.template is not None:
                 spec["template"] = action.template
-            await Store.insert_delivery(db, NewDelivery(event.id, "webhook", action.webhook, action.rule, spec), now)
+            await db.insert_delivery(NewDelivery(event.id, "webhook", action.webhook, action.rule, spec), now)
             return "delivery"
         if isinstance(action, AddTag):
             spec = {"phone": action.phone, "name": action.name}
-            await Store.insert_delivery(db, NewDelivery(event.id, "tag", str(action.tag_id), action.rule, spec), now)
+            await db.insert_delivery(NewDelivery(event.id, "tag", str(action.tag_id), action.rule, spec), now)
             return "delivery"
         if isinstance(action, (OptOut, OptIn)):
             number = checks.normalize_number(action.number)
-            await Store.set_opted_out(db, number, isinstance(action, OptOut), f"rule:{action.rule}", now)
+            await db.set_opted_out(number, isinstance(action, OptOut), f"rule:{action.rule}", now)
             return None
         if isinstance(action, Failed):
             log.warning("rule %s: action %d could not be planned: %s", action.rule, action.action_index,
                         action.message, extra={"event_id": event.id})
         return None
 
-    async def _refusal(self, db: aiosqlite.Connection, action: SendSms, own_numbers: list[str],
+    async def _refusal(self, db: Tx, action: SendSms, own_numbers: list[str],
                        now: float) -> checks.Refusal | None:
         """Why a rule's send must not go out (alphanumeric, own number, reply cooldown), or None."""
         if not action.allow_alphanumeric and checks.is_alphanumeric_sender(action.to):
@@ -406,11 +402,11 @@ class Pipeline:
             return checks.Refusal.OWN_NUMBER
         if action.is_reply:
             number = checks.normalize_number(action.to)
-            last = await Store.last_reply_ts(db, action.rule, number)
+            last = await db.last_reply_ts(action.rule, number)
             if not checks.cooldown_allows(None if last is None else _utc(last), _utc(now),
                                           self.safety.reply_cooldown):
                 return checks.Refusal.COOLDOWN
-            await Store.note_reply(db, action.rule, number, now)
+            await db.note_reply(action.rule, number, now)
         return None
 
     def _after_commit(self, events: Iterable[Event], routed: list[tuple[Event, tuple[PlannedAction, ...]]],

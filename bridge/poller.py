@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -49,7 +48,7 @@ from bridge.gateway.errors import ApiError, AuthError, GatewayError
 from bridge.gateway.models import Sms, Status, UnreadableRow
 from bridge.metrics import Metrics
 from bridge.pipeline import DeviceSeen, Observation, Pipeline, SmsSeen, StatusSeen, StuckSuspected
-from bridge.store import Store, StoreError
+from bridge.store import Row, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +141,7 @@ class Poller:
         # The upstream's dates have whole seconds: an SMS of the start's own second is news, not history.
         start = float(math.floor(self.clock() - self.poll.backfill))
         async with self.store.transaction() as db:
-            await Store.set_cursor(db, START, repr(start))
+            await db.set_cursor(START, repr(start))
         return start
 
     async def _poll(self, now: float) -> PollResult:
@@ -198,7 +197,7 @@ class Poller:
             return None
         return StatusSeen(info.sms_id, info.status)
 
-    def _stuck(self, row: sqlite3.Row, now: float) -> bool:
+    def _stuck(self, row: Row, now: float) -> bool:
         """True when an in-flight message is still waiting (1, 3, 2) `stuck_after` past when it was due."""
         if row["status"] not in _WAITING or row["stuck_reported"]:
             return False

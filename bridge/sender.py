@@ -28,7 +28,6 @@ import functools
 import hashlib
 import logging
 import random
-import sqlite3
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
@@ -36,7 +35,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import aiosqlite
 import phonenumbers
 
 from bridge import safety
@@ -44,7 +42,7 @@ from bridge.config import Config
 from bridge.gateway.client import ApiError, GatewayClient, GatewayError, UpstreamUnavailable
 from bridge.gateway.models import OutgoingSms, Sms
 from bridge.metrics import Metrics
-from bridge.store import NewSend, Store
+from bridge.store import NewSend, Row, Store, Tx
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +91,7 @@ class _Recipient:
     customer_id: int | None
 
     @classmethod
-    def of(cls, row: sqlite3.Row) -> _Recipient:
+    def of(cls, row: Row) -> _Recipient:
         """The recipient of a `Store.due_recipients` / `recipients_by_id` row."""
         return cls(row["id"], row["send_id"], row["number"], row["attempts"], row["submitted_ts"], row["resend_ts"],
                    row["correlation_id"], row["body"], row["device_id"], row["sim"], row["send_at"], bool(row["urgent"]), row["customer_id"])
@@ -189,7 +187,7 @@ class Sender:
             self._committer = asyncio.create_task(self._commit_incoming())
         await future
 
-    async def stored_answer(self, scope: str, key: str) -> sqlite3.Row | None:
+    async def stored_answer(self, scope: str, key: str) -> Row | None:
         """The answer kept for an idempotency key used within the last day: request_hash, status, response."""
         return await self._store.get_answer(scope, key, self._clock() - ANSWER_TTL)
 
@@ -199,11 +197,11 @@ class Sender:
             try:
                 async with self._store.transaction() as db:
                     now = self._clock()
-                    await Store.insert_sends(db, [send for send, _, _ in group], now)
+                    await db.insert_sends([send for send, _, _ in group], now)
                     answers = [a for _, a, _ in group if a is not None]
                     if answers:
-                        await Store.save_answers(
-                            db, [(a.scope, a.key, a.request_hash, a.status, a.response) for a in answers], now
+                        await db.save_answers(
+                            [(a.scope, a.key, a.request_hash, a.status, a.response) for a in answers], now
                         )
             except Exception as exc:  # every waiting caller learns that its send was not stored
                 for _, _, future in group:
@@ -296,7 +294,7 @@ class Sender:
         rows without an id are learned."""
         now = self._clock()
         async with self._store.transaction() as db:
-            stranded = await Store.recover_submitting(db, now + self._in_doubt_after, now)
+            stranded = await db.recover_submitting(now + self._in_doubt_after, now)
         if stranded:
             log.warning("sender: %d send(s) were left mid-submission (the bridge stopped, or their outcome could "
                         "not be stored); they are reconciled with the upstream before any resend", stranded)
@@ -310,7 +308,7 @@ class Sender:
         if now - self._housekept < HOUSEKEEPING_EVERY:
             return
         async with self._store.transaction() as db:
-            await Store.purge_expired(db, now - ANSWER_TTL, now - self._config.safety.loop_limit.per)
+            await db.purge_expired(now - ANSWER_TTL, now - self._config.safety.loop_limit.per)
         self._housekept = now
 
     # --- submitting -------------------------------------------------------------------------------
@@ -319,29 +317,29 @@ class Sender:
         """Claim due queued rows, apply safety and pacing, then hand the ready ones to the upstream."""
         now = self._clock()
         async with self._store.transaction() as db:
-            rows = [_Recipient.of(r) for r in await Store.due_recipients(db, "queued", now, CLAIM_LIMIT)]
+            rows = [_Recipient.of(r) for r in await db.due_recipients("queued", now, CLAIM_LIMIT)]
             if not rows:
                 return 0
             screened = await self._screen(db, rows, now)
-            await Store.set_recipients(db, "refused", screened.refused, now)
-            await Store.set_recipients(db, "failed", screened.failed, now)
-            await Store.set_recipients(db, "queued", screened.deferred, now)
-            await Store.mark_submitting(db, [r.id for r in screened.ready], now)
-            await Store.log_sent(db, screened.first_sends, now)
+            await db.set_recipients("refused", screened.refused, now)
+            await db.set_recipients("failed", screened.failed, now)
+            await db.set_recipients("queued", screened.deferred, now)
+            await db.mark_submitting([r.id for r in screened.ready], now)
+            await db.log_sent(screened.first_sends, now)
         self._count("refused", len(screened.refused))
         self._count("failed", len(screened.failed))
         for call in self._calls(screened.ready):
             await self._submit(call)
         return len(rows)
 
-    async def _screen(self, db: aiosqlite.Connection, rows: list[_Recipient], now: float) -> _Screened:
+    async def _screen(self, db: Tx, rows: list[_Recipient], now: float) -> _Screened:
         """Sort claimed rows into refused (opt-out, loop guard), failed (no device), deferred (pacing), ready."""
         limit = self._config.safety.loop_limit
         region = self._config.gateway.default_region
         spellings = {r.id: number_spellings(r.number, region) for r in rows}
         canonical = {rid: forms[0] for rid, forms in spellings.items()}
-        opted = await Store.opted_out(db, [form for forms in spellings.values() for form in forms])
-        counts = await Store.recent_sends(db, [canonical[r.id] for r in rows if r.attempts == 0], now - limit.per)
+        opted = await db.opted_out([form for forms in spellings.values() for form in forms])
+        counts = await db.recent_sends([canonical[r.id] for r in rows if r.attempts == 0], now - limit.per)
         out = _Screened([], [], [], [], [])
         for r in rows:
             device = r.device_id if r.device_id is not None else self._config.gateway.device_id
@@ -413,14 +411,14 @@ class Sender:
             doubts = [(r.id, f"outcome unknown, reconciling: {reason}", now + self._in_doubt_after, resend_ts)
                       for r in rows]
             async with self._store.transaction() as db:
-                await Store.set_in_doubt(db, doubts, now)
+                await db.set_in_doubt(doubts, now)
         else:
             if state == "failed":
                 changes = [(r.id, reason, now) for r in rows]
             else:
                 changes = [(r.id, f"will retry: {reason}", now + _backoff(r.attempts + 1)) for r in rows]
             async with self._store.transaction() as db:
-                await Store.set_recipients(db, state, changes, now)
+                await db.set_recipients(state, changes, now)
         self._count(state, len(rows))
         if kind == "bug":
             log.error("sender: %s failed unexpectedly; the send is reconciled before any retry", method,
@@ -446,7 +444,7 @@ class Sender:
         """Look up in-doubt rows upstream: found -> submitted; absent -> queued again (sent once more)."""
         now = self._clock()
         async with self._store.reading() as db:
-            rows = [_Recipient.of(r) for r in await Store.due_recipients(db, "in_doubt", now, CLAIM_LIMIT)]
+            rows = [_Recipient.of(r) for r in await db.due_recipients("in_doubt", now, CLAIM_LIMIT)]
         if not rows:
             return 0
         try:
@@ -455,7 +453,7 @@ class Sender:
             self._metrics.upstream_errors.labels(method="getallsms", kind=_classify(exc)[0]).inc()
             later = [(r.id, f"outcome unknown, reconciling: {exc.message}", now + _backoff(r.attempts)) for r in rows]
             async with self._store.transaction() as db:
-                await Store.set_recipients(db, "in_doubt", later, now)
+                await db.set_recipients("in_doubt", later, now)
             return len(rows)
         missing = [r for r in rows if r.id not in found]
         gone = [r for r in missing if r.resend_ts is None or r.resend_ts <= now]
@@ -477,7 +475,7 @@ class Sender:
         if not due:
             return
         async with self._store.reading() as db:
-            rows = [_Recipient.of(r) for r in await Store.recipients_by_id(db, due)]
+            rows = [_Recipient.of(r) for r in await db.recipients_by_id(due)]
         for rid in set(due) - {r.id for r in rows}:
             del self._unlearned[rid]
         found = await self._find_or_nothing(rows)
@@ -533,7 +531,7 @@ class Sender:
         if not by_customer:
             return
         async with self._store.reading() as db:
-            taken |= await Store.assigned_sms_ids(db, [s.id for group in by_customer.values() for s in group])
+            taken |= await db.assigned_sms_ids([s.id for group in by_customer.values() for s in group])
         for r in rows:
             if r.id in found:
                 continue
@@ -571,12 +569,12 @@ class Sender:
                 continue
             retry[r.id] = (now + _backoff(tries), tries)
         async with self._store.transaction() as db:
-            await Store.mark_submitted(db, [(rid, sms_id, now) for rid, (_, sms_id, _) in learned.items()], now)
-            await Store.mark_submitted(db, [(rid, None, at) for rid, (at, _) in retry.items()], now)
-            await Store.insert_messages(db, [self._message_row(r, sms_id, sms, now)
+            await db.mark_submitted([(rid, sms_id, now) for rid, (_, sms_id, _) in learned.items()], now)
+            await db.mark_submitted([(rid, None, at) for rid, (at, _) in retry.items()], now)
+            await db.insert_messages([self._message_row(r, sms_id, sms, now)
                                              for r, sms_id, sms in learned.values()])
-            await Store.set_recipients(db, "queued", [(r.id, None, now) for r in requeue], now)
-            await Store.set_in_doubt(db, doubts, now)
+            await db.set_recipients("queued", [(r.id, None, now) for r in requeue], now)
+            await db.set_in_doubt(doubts, now)
         for rid in learned:
             self._unlearned.pop(rid, None)
         for r in unknown:

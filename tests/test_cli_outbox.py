@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bridge.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from bridge.store import NewDelivery, Store
+from bridge.store import NewDelivery, SqliteStore
 
 CONFIG = """
 gateway:
@@ -41,7 +41,7 @@ class Seeded:
 
 
 async def _seed(db_path: Path) -> tuple[int, int, int, int]:
-    store = await Store.open(db_path)
+    store = await SqliteStore.open(db_path)
     try:
         async with store.transaction() as db:
             for n, (target, state, error, status) in enumerate([
@@ -53,9 +53,9 @@ async def _seed(db_path: Path) -> tuple[int, int, int, int]:
                 event_id = f"evt_{n:026d}"
                 await db.execute("INSERT INTO events (id, dedupe_key, type, payload, created_ts) "
                                  "VALUES (?, ?, 'sms.received', '{}', ?)", (event_id, f"sms:{n}:5", NOW))
-                await Store.insert_delivery(db, NewDelivery(event_id, "webhook", target, "info"), NOW)
-                await Store.record_attempts(db, [(n, state, NOW + 300, error, status)], NOW)
-            await Store.disable_target(db, "old", "HTTP 410 Gone", NOW)
+                await db.insert_delivery(NewDelivery(event_id, "webhook", target, "info"), NOW)
+                await db.record_attempts([(n, state, NOW + 300, error, status)], NOW)
+            await db.disable_target("old", "HTTP 410 Gone", NOW)
     finally:
         await store.close()
     return 1, 2, 3, 4
@@ -70,7 +70,7 @@ def seeded(write_config: Callable[[str], Path]) -> Seeded:
 
 def _rows(config: Path) -> dict[int, tuple[str, int]]:
     async def read() -> list:
-        store = await Store.open(config.parent / "bridge.db")
+        store = await SqliteStore.open(config.parent / "bridge.db")
         try:
             return await store.fetch_all("SELECT id, state, attempts FROM outbox")
         finally:

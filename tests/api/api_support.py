@@ -24,7 +24,7 @@ from bridge.poller import Poller
 from bridge.rules import Router
 from bridge.sender import Sender
 from bridge.server import setup_api
-from bridge.store import Store
+from bridge.store import SqliteStore, Store
 from bridge.templating import TemplateEngine
 
 API_KEY = "k-test-0123456789abcdef"
@@ -173,7 +173,7 @@ async def start_bridge(config: Config, *, start_sender: bool = True, in_doubt_af
     """Assemble the bridge's pieces around the API (as app.py does) and serve it on a free port."""
     clock = clock or Clock()
     closers: list[Callable[[], Awaitable[None]]] = []
-    store = await Store.open(config.storage.path)
+    store = await SqliteStore.open(config.storage.path)
     closers.append(store.close)
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=config.gateway.timeout))
     closers.append(session.close)

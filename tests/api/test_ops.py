@@ -10,7 +10,7 @@ from api_support import API_KEY, Bridge, Clock, Sim, eventually, write_config
 
 from bridge.app import build_app
 from bridge.config import Config
-from bridge.store import Store
+
 
 
 async def test_healthz_is_200_with_queues_when_healthy(
@@ -44,7 +44,7 @@ async def test_healthz_is_503_when_the_upstream_failed_for_long(
 async def test_healthz_lists_disabled_webhook_targets(bridge: Bridge) -> None:
     """A webhook target disabled by a 410 shows up with its reason."""
     async with bridge.store.transaction() as db:
-        await Store.disable_target(db, "crm", "HTTP 410 Gone", 1_800_000_000.0)
+        await db.disable_target("crm", "HTTP 410 Gone", 1_800_000_000.0)
     body = await (await bridge.client.get("/healthz")).json()
     assert body["disabled_webhooks"] == [{"name": "crm", "reason": "HTTP 410 Gone",
                                           "disabled_at": "2027-01-15T08:00:00Z"}]

@@ -14,7 +14,7 @@ from api_support import Bridge, Clock, Sim, eventually
 from test_messages import numbers
 
 from bridge.config import Config
-from bridge.store import NewSend, Store, StoreUnavailable
+from bridge.store import NewSend, StoreUnavailable
 
 TO = "+4915752982212"
 
@@ -180,7 +180,7 @@ async def test_ids_missing_after_a_batch_are_learned_later(
 async def test_opted_out_number_is_refused_and_visible(bridge: Bridge, sim: Sim) -> None:
     """A number on the opt-out list is answered 202, then refused with reason opted_out; nothing is sent."""
     async with bridge.store.transaction() as db:
-        await Store.set_opted_out(db, TO, True, "keyword", bridge.clock())
+        await db.set_opted_out(TO, True, "keyword", bridge.clock())
     response = await bridge.send({"to": [TO, "+4915752982213"], "body": "promo"})
     assert response.status == 202
     message = await bridge.settled((await response.json())["id"])
@@ -192,7 +192,7 @@ async def test_opted_out_number_is_refused_and_visible(bridge: Bridge, sim: Sim)
 async def test_opt_out_stored_in_national_format_still_applies(bridge: Bridge, sim: Sim) -> None:
     """An opt-out recorded as the phone reported it (national format) blocks the E.164 recipient."""
     async with bridge.store.transaction() as db:
-        await Store.set_opted_out(db, "015752982212", True, "keyword", bridge.clock())
+        await db.set_opted_out("015752982212", True, "keyword", bridge.clock())
     response = await bridge.send({"to": TO, "body": "promo"})
     message = await bridge.settled((await response.json())["id"])
     assert message["status"] == "refused" and await sim.sent() == []
@@ -203,8 +203,8 @@ async def test_rule_sends_are_screened_too(
     """A send queued by a rule (not the API) to an opted-out number is refused by the sender."""
     bridge = await bridges(make_config(), start_sender=False)
     async with bridge.store.transaction() as db:
-        await Store.set_opted_out(db, TO, True, "keyword", bridge.clock())
-        await Store.insert_send(db, NewSend("msg_rule1", "rule:info", (TO,), "Our hours are 9-17", None, None,
+        await db.set_opted_out(TO, True, "keyword", bridge.clock())
+        await db.insert_send(NewSend("msg_rule1", "rule:info", (TO,), "Our hours are 9-17", None, None,
                                             is_reply=True), bridge.clock())
     await bridge.sender.drain_once()
     message = await bridge.message("msg_rule1")

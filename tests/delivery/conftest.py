@@ -14,7 +14,7 @@ from bridge.config import Config, WebhookConfig
 from bridge.delivery import DeliveryWorker
 from bridge.gateway.client import GatewayClient
 from bridge.metrics import Metrics
-from bridge.store import Store
+from bridge.store import SqliteStore, Store
 from bridge.templating import TemplateEngine
 
 
@@ -44,7 +44,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     """An empty store in a temporary directory."""
-    db = await Store.open(tmp_path / "bridge.db")
+    db = await SqliteStore.open(tmp_path / "bridge.db")
     yield db
     await db.close()
 

@@ -150,14 +150,14 @@ def inbound_event(body: str = "INFO please", sender: str = "+4912312312332") -> 
 async def add_event(store: Store, event: Event, now: float) -> None:
     """Store an event as the pipeline does: its JSON with `rule` null."""
     async with store.transaction() as db:
-        await Store.insert_events(db, [(event.id, event.dedupe_key, str(event.type), json.dumps(event.to_json()), now)])
+        await db.insert_events([(event.id, event.dedupe_key, str(event.type), json.dumps(event.to_json()), now)])
 
 
 async def queue(store: Store, now: float, *deliveries: NewDelivery) -> None:
     """Add outbox rows, as the pipeline does."""
     async with store.transaction() as db:
         for delivery in deliveries:
-            await Store.insert_delivery(db, delivery, now)
+            await db.insert_delivery(delivery, now)
 
 
 async def queue_webhook(store: Store, now: float, target_name: str = "crm", *, rule: str = "info",

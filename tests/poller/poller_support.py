@@ -24,7 +24,7 @@ from bridge.metrics import Metrics
 from bridge.pipeline import Pipeline
 from bridge.poller import Poller
 from bridge.rules import Router
-from bridge.store import Store
+from bridge.store import SqliteStore, Store
 from bridge.templating import TemplateEngine
 
 EMAIL, PASSWORD, HOOK_SECRET = "demo@example.com", "demo", "hook-s3cret"
@@ -54,7 +54,7 @@ class Harness:
 
     async def open(self) -> None:
         """Open the store and build the pipeline and poller (as a bridge start does)."""
-        self.store = await Store.open(self.path)
+        self.store = await SqliteStore.open(self.path)
         self.metrics = Metrics()
         router = Router.for_config(self.config, TemplateEngine(None))
         self.pipeline = Pipeline(self.store, router, self.config.safety, self.metrics, self.clock)
@@ -88,7 +88,7 @@ class Harness:
         if recorded:
             due = at.timestamp() if at is not None else None
             async with self.store.transaction() as db:
-                await Store.record_submitted(db, sms_id, to, body, device_id, 0, None, self.clock(), due)
+                await db.record_submitted(sms_id, to, body, device_id, 0, None, self.clock(), due)
         return sms_id
 
     async def events(self, type_: str | None = None) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from poller_support import TEST_POLL, Harness
 
 from bridge.poller import FEW_STATUS_CHECKS
-from bridge.store import Store
+
 
 PACE = 60.0  # the simulator's seconds per status step (harness default: far above any scheduling delay)
 
@@ -147,7 +147,7 @@ async def test_message_the_upstream_does_not_know_does_not_block_polling(bridge:
     """An in-flight message getsmsstatus refuses (deleted upstream) is dropped, and polls keep succeeding."""
     await bridge.poller.poll_once()
     async with bridge.store.transaction() as db:
-        await Store.record_submitted(db, 1, "+4917642111111", "gone", 1576, 0, None, bridge.clock())
+        await db.record_submitted(1, "+4917642111111", "gone", 1576, 0, None, bridge.clock())
     await _push_cursor_past(bridge, TEST_POLL.overlap + 30)
     await bridge.inbound(body="still flowing")
     results = [await bridge.poller.poll_once() for _ in range(2)]

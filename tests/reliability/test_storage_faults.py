@@ -25,9 +25,10 @@ from reliability_support import (
 from bridge.appkeys import POLLER, STORE
 from bridge.store import (
     MIGRATIONS,
-    SCHEMA_VERSION,
     NewSend,
+    SCHEMA_VERSION,
     SchemaTooNew,
+    SqliteStore,
     Store,
     StoreCorrupt,
     StoreError,
@@ -46,7 +47,7 @@ async def queue(store: Store, *sends: NewSend, now: float = 1_000.0) -> None:
     """Queue `sends` in one transaction."""
     async with store.transaction() as db:
         for send in sends:
-            await Store.insert_send(db, send, now)
+            await db.insert_send(send, now)
 
 
 async def send_ids(store: Store) -> list[str]:
@@ -57,7 +58,7 @@ async def send_ids(store: Store) -> list[str]:
 @pytest.fixture
 async def store(tmp_path: Path):
     """A fresh store with a short busy timeout."""
-    opened = await Store.open(tmp_path / "bridge.db", busy_timeout_ms=BUSY_MS)
+    opened = await SqliteStore.open(tmp_path / "bridge.db", busy_timeout_ms=BUSY_MS)
     yield opened
     await opened.close()
 
@@ -101,9 +102,9 @@ async def test_reads_go_on_while_another_process_holds_the_write_lock(store: Sto
 async def test_opening_a_database_another_process_locks_raises_store_unavailable(tmp_path: Path) -> None:
     """Opening (which migrates) a database another process holds locked fails with StoreUnavailable."""
     path = tmp_path / "bridge.db"
-    await (await Store.open(path)).close()
+    await (await SqliteStore.open(path)).close()
     with database_locked(path), pytest.raises(StoreUnavailable):
-        await Store.open(path, busy_timeout_ms=BUSY_MS)
+        await SqliteStore.open(path, busy_timeout_ms=BUSY_MS)
 
 
 # --- a full disk ------------------------------------------------------------------------------------
@@ -113,7 +114,7 @@ async def test_opening_a_database_another_process_locks_raises_store_unavailable
 _FILL_DISK = """
     import asyncio, json, resource, signal, sys
     from pathlib import Path
-    from bridge.store import NewSend, Store, StoreError
+    from bridge.store import NewSend, SqliteStore, Store, StoreError
 
     path = Path(sys.argv[1])
 
@@ -122,9 +123,9 @@ _FILL_DISK = """
 
     async def main():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
-        store = await Store.open(path)
+        store = await SqliteStore.open(path)
         async with store.transaction() as db:
-            await Store.insert_send(db, send("msg_kept", "committed before the disk filled"), 1.0)
+            await db.insert_send(send("msg_kept", "committed before the disk filled"), 1.0)
         soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
         largest = max(p.stat().st_size for p in path.parent.glob(path.name + "*"))
         resource.setrlimit(resource.RLIMIT_FSIZE, (largest + 32_768, hard))
@@ -132,7 +133,7 @@ _FILL_DISK = """
         try:
             async with store.transaction() as db:
                 for i in range(200):
-                    await Store.insert_send(db, send(f"msg_big{i:03d}", "x" * 10_000), 2.0)
+                    await db.insert_send(send(f"msg_big{i:03d}", "x" * 10_000), 2.0)
         except StoreError as exc:
             error = {"type": type(exc).__name__, "message": str(exc)}
         except Exception as exc:
@@ -140,7 +141,7 @@ _FILL_DISK = """
         resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
         try:
             async with store.transaction() as db:
-                await Store.insert_send(db, send("msg_after", "written once there was room again"), 3.0)
+                await db.insert_send(send("msg_after", "written once there was room again"), 3.0)
             recovered = "yes"
         except Exception as exc:
             recovered = f"{type(exc).__name__}: {exc}"
@@ -188,9 +189,9 @@ def test_the_store_writes_again_once_there_is_room(full_disk: tuple[Path, dict])
 
 async def valid_database(path: Path) -> bytes:
     """Create a database with some messages, closed and checkpointed; returns its bytes."""
-    store = await Store.open(path)
+    store = await SqliteStore.open(path)
     async with store.transaction() as db:
-        await Store.insert_messages(db, [(i, "in", "+4915752982212", "x" * 500, 1576, 0, 5, None,
+        await db.insert_messages([(i, "in", "+4915752982212", "x" * 500, 1576, 0, 5, None,
                                           "2026-11-24T10:00:00+01:00", 1.0e9 + i, 1.0e9, None) for i in range(1, 300)])
     await store.close()
     return path.read_bytes()
@@ -208,7 +209,7 @@ async def test_a_file_of_random_bytes_is_refused_as_corrupt_and_left_unchanged(t
     junk = random.Random(1).randbytes(8192)
     path.write_bytes(junk)
     with pytest.raises(StoreCorrupt) as excinfo:
-        await Store.open(path)
+        await SqliteStore.open(path)
     assert_refused_as_corrupt(excinfo, path)
     assert path.read_bytes() == junk
 
@@ -219,7 +220,7 @@ async def test_a_truncated_header_is_refused_as_corrupt_and_left_unchanged(tmp_p
     cut = (await valid_database(path))[:50]
     path.write_bytes(cut)
     with pytest.raises(StoreCorrupt) as excinfo:
-        await Store.open(path)
+        await SqliteStore.open(path)
     assert_refused_as_corrupt(excinfo, path)
     assert path.read_bytes() == cut
 
@@ -232,7 +233,7 @@ async def test_a_garbage_schema_page_is_refused_as_corrupt_and_left_unchanged(tm
     broken = good[:page] + random.Random(2).randbytes(page) + good[2 * page:]
     path.write_bytes(broken)
     with pytest.raises(StoreCorrupt) as excinfo:
-        await Store.open(path)
+        await SqliteStore.open(path)
     assert_refused_as_corrupt(excinfo, path)
     assert path.read_bytes() == broken
 
@@ -244,7 +245,7 @@ async def test_a_corrupt_table_page_found_after_start_raises_store_corrupt(tmp_p
     page = 4096
     last = len(good) // page - 1  # a leaf page of `messages`
     path.write_bytes(good[:last * page] + random.Random(3).randbytes(page) + good[(last + 1) * page:])
-    store = await Store.open(path)
+    store = await SqliteStore.open(path)
     try:
         with pytest.raises(StoreCorrupt):
             async with store.transaction() as db:
@@ -294,7 +295,7 @@ async def test_an_old_schema_is_migrated_to_the_current_version(tmp_path: Path) 
     """A database of schema version 1 opens and ends at SCHEMA_VERSION with the later tables present."""
     path = tmp_path / "bridge.db"
     old_database(path)
-    store = await Store.open(path)
+    store = await SqliteStore.open(path)
     try:
         assert (await store.fetch_one("SELECT max(version) FROM schema_version"))[0] == SCHEMA_VERSION
         assert await store.fetch_all("SELECT * FROM sends") == []
@@ -306,7 +307,7 @@ async def test_migrating_an_old_schema_keeps_its_data(tmp_path: Path) -> None:
     """The message stored under schema version 1 is still there, unchanged, after the migration."""
     path = tmp_path / "bridge.db"
     old_database(path)
-    store = await Store.open(path)
+    store = await SqliteStore.open(path)
     try:
         row = await store.fetch_one("SELECT id, number, body, status, created_ts, due_ts FROM messages")
         assert tuple(row) == (62050971, "+4912312312332", "INFO please", 5, 1698961483.0, None)
@@ -317,12 +318,12 @@ async def test_migrating_an_old_schema_keeps_its_data(tmp_path: Path) -> None:
 async def test_a_newer_schema_is_refused_and_kept(tmp_path: Path) -> None:
     """A database written by a newer bridge raises SchemaTooNew and keeps its version and data."""
     path = tmp_path / "bridge.db"
-    await (await Store.open(path)).close()
+    await (await SqliteStore.open(path)).close()
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION + 1,))
     db.close()
     with pytest.raises(SchemaTooNew, match="upgrade"):
-        await Store.open(path)
+        await SqliteStore.open(path)
     assert read_db(path, "SELECT max(version) FROM schema_version") == [(SCHEMA_VERSION + 1,)]
     assert isinstance(SchemaTooNew("x"), StoreError)
 
@@ -367,8 +368,8 @@ async def test_a_value_sqlite_cannot_hold_raises_a_store_error_and_writes_nothin
     rolls back as a whole."""
     with pytest.raises(StoreError, match="bridge.db"):
         async with store.transaction() as db:
-            await Store.insert_send(db, a_send("msg_kept_back"), 1_000.0)
-            await Store.insert_messages(db, [row])
+            await db.insert_send(a_send("msg_kept_back"), 1_000.0)
+            await db.insert_messages([row])
     assert await send_ids(store) == []
 
 
@@ -376,5 +377,5 @@ async def test_a_nul_in_a_body_is_kept_whole_by_grouped_inserts(store: Store) ->
     """A text with NUL characters queued with insert_sends is stored whole."""
     body = "Hel\x00lo\x01a\x01b \x00"
     async with store.transaction() as db:
-        await Store.insert_sends(db, [a_send("msg_nul", body)], 1_000.0)
+        await db.insert_sends([a_send("msg_nul", body)], 1_000.0)
     assert (await store.fetch_one("SELECT body FROM sends"))[0] == body

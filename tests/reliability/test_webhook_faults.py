@@ -23,7 +23,7 @@ from bridge.events import Event, EventType, SmsFacts, sms_event
 from bridge.gateway.client import GatewayClient
 from bridge.gateway.models import Status
 from bridge.metrics import Metrics
-from bridge.store import NewDelivery, Store
+from bridge.store import NewDelivery, SqliteStore, Store
 from bridge.templating import TemplateEngine
 
 SCHEDULE = (0.0, 5.0, 5.0, 5.0, 5.0, 5.0)
@@ -33,7 +33,7 @@ STEP = 6.0  # past one retry delay of SCHEDULE with its 10% jitter
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     """An empty store."""
-    opened = await Store.open(tmp_path / "bridge.db")
+    opened = await SqliteStore.open(tmp_path / "bridge.db")
     yield opened
     await opened.close()
 
@@ -70,9 +70,9 @@ async def queue_event(store: Store, now: float, sms_id: int = 62050971) -> Event
     event = sms_event(EventType.RECEIVED, SmsFacts(sms_id, "+4912312312332", None, "INFO please", 1576, 0,
                                                    Status.RECEIVED, None, created, None), created)
     async with store.transaction() as db:
-        await Store.insert_events(db, [(event.id, event.dedupe_key, str(event.type), json.dumps(event.to_json()),
+        await db.insert_events([(event.id, event.dedupe_key, str(event.type), json.dumps(event.to_json()),
                                         now)])
-        await Store.insert_delivery(db, NewDelivery(event.id, "webhook", "sink", "every-inbound"), now)
+        await db.insert_delivery(NewDelivery(event.id, "webhook", "sink", "every-inbound"), now)
     return event
 
 

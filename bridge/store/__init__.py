@@ -1,0 +1,23 @@
+"""The bridge's storage: one interface (`Store`, `Tx`) split by concern, one backend per engine.
+
+SQLite (`storage.path`) is the embedded default; `open_store` opens the engine the configuration names.
+"""
+
+from __future__ import annotations
+
+from bridge.config import StorageConfig
+from bridge.store.base import Store, Tx
+from bridge.store.errors import SchemaTooNew, StoreCorrupt, StoreError, StoreRejected, StoreUnavailable
+from bridge.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from bridge.store.records import MESSAGE_COLUMNS, NewDelivery, NewSend, Row
+from bridge.store.sqlite import SqliteStore
+
+__all__ = [
+    "MESSAGE_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "NewDelivery", "NewSend", "Row", "SchemaTooNew",
+    "SqliteStore", "Store", "StoreCorrupt", "StoreError", "StoreRejected", "StoreUnavailable", "Tx", "open_store",
+]
+
+
+async def open_store(storage: StorageConfig) -> Store:
+    """Open (creating and migrating if needed) the database `storage` names."""
+    return await SqliteStore.open(storage.path, storage.synchronous)

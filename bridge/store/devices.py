@@ -1,0 +1,32 @@
+"""The account's devices as getalldevices last reported them: titles, online state, SIM numbers."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+
+from bridge.store.access import Access
+from bridge.store.records import Row
+
+
+class DeviceOps(ABC):
+    """Device statements inside a transaction."""
+
+    @abstractmethod
+    async def device_rows(self) -> dict[int, Row]:
+        """Every known device (id, title, online, last_seen_ts, numbers JSON), keyed by id."""
+
+    @abstractmethod
+    async def upsert_devices(self, rows: Iterable[tuple[int, str, bool, float | None, str]], now: float) -> None:
+        """Store devices as (id, title, online, last_seen_ts, numbers JSON: SIM numbers indexed by slot)."""
+
+
+class DeviceReads(Access):
+    """Device reads on the store, each in a read of its own."""
+
+    async def own_numbers(self) -> tuple[str, ...]:
+        """Every SIM number of the account's devices as getalldevices last reported them."""
+        async with self.reading() as tx:
+            devices = await tx.device_rows()
+        return tuple(n for device_id in sorted(devices) for n in json.loads(devices[device_id]["numbers"]) if n)

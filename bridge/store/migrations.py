@@ -1,0 +1,184 @@
+"""The schema's history: one list of versions, applied in order to either engine.
+
+Each entry upgrades the schema by one version; an existing database runs the ones it lacks. The scripts are
+written in the SQLite dialect using only what PostgreSQL also reads once `for_postgres` has mapped the column
+types (64-bit integers, double-precision times, identity keys), so one history serves both engines.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Each entry upgrades the schema by one version; an existing database runs the ones it lacks.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: what the poller and the webhook outbox need.
+    """
+    CREATE TABLE messages (
+        id          INTEGER PRIMARY KEY,          -- upstream sms id
+        direction   TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+        number      TEXT NOT NULL,                -- the API's sendto: sender when 'in', recipient when 'out'
+        body        TEXT NOT NULL,
+        device_id   INTEGER,
+        sim         INTEGER,
+        status      INTEGER NOT NULL,
+        customer_id INTEGER,
+        created     TEXT NOT NULL,                -- ISO 8601 with the upstream's offset
+        created_ts  REAL NOT NULL,
+        updated_ts  REAL NOT NULL,
+        stuck_reported INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX messages_created ON messages (created_ts);
+    CREATE INDEX messages_open ON messages (created_ts)
+        WHERE direction = 'out' AND status IN (0, 1, 2, 3, 6);
+
+    CREATE TABLE events (
+        id          TEXT PRIMARY KEY,
+        dedupe_key  TEXT NOT NULL UNIQUE,
+        type        TEXT NOT NULL,
+        payload     TEXT NOT NULL,                -- the event JSON without `rule`
+        created_ts  REAL NOT NULL
+    );
+
+    CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY,
+        event_id        TEXT NOT NULL REFERENCES events (id),
+        kind            TEXT NOT NULL,            -- 'webhook' | 'tag'
+        target          TEXT NOT NULL,            -- webhook name, or tag id
+        rule            TEXT,
+        spec            TEXT NOT NULL DEFAULT '{}', -- JSON: template, match groups, tag name, phone
+        state           TEXT NOT NULL DEFAULT 'pending', -- pending | delivered | dead
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ts REAL NOT NULL,
+        last_error      TEXT,
+        last_status     INTEGER,
+        created_ts      REAL NOT NULL,
+        updated_ts      REAL NOT NULL
+    );
+    CREATE INDEX outbox_due ON outbox (next_attempt_ts) WHERE state = 'pending';
+    CREATE INDEX outbox_state ON outbox (state, id);
+
+    CREATE TABLE cursors (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+
+    CREATE TABLE devices (
+        id           INTEGER PRIMARY KEY,
+        title        TEXT NOT NULL,
+        online       INTEGER NOT NULL,
+        last_seen_ts REAL,
+        numbers      TEXT NOT NULL DEFAULT '[]',  -- JSON list of the SIM numbers
+        updated_ts   REAL NOT NULL
+    );
+    """,
+    # 2: the send queue, idempotency keys, safety state and disabled webhook targets.
+    """
+    CREATE TABLE sends (
+        id          TEXT PRIMARY KEY,             -- msg_…
+        source      TEXT NOT NULL,                -- api | hook:NAME | rule:NAME
+        body        TEXT NOT NULL,
+        device_id   INTEGER,
+        sim         INTEGER,
+        send_at     TEXT,                         -- timetosend, ISO 8601
+        urgent      INTEGER NOT NULL DEFAULT 0,
+        customer_id INTEGER,
+        event_id    TEXT,
+        is_reply    INTEGER NOT NULL DEFAULT 0,
+        created_ts  REAL NOT NULL
+    );
+
+    CREATE TABLE recipients (
+        id              INTEGER PRIMARY KEY,
+        send_id         TEXT NOT NULL REFERENCES sends (id),
+        position        INTEGER NOT NULL,
+        number          TEXT NOT NULL,
+        state           TEXT NOT NULL,            -- queued | submitting | submitted | in_doubt | failed | refused
+        sms_id          INTEGER,
+        reason          TEXT,                     -- why failed or refused
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ts REAL NOT NULL,
+        submitted_ts    REAL,
+        updated_ts      REAL NOT NULL
+    );
+    CREATE INDEX recipients_due ON recipients (next_attempt_ts)
+        WHERE state IN ('queued', 'submitting', 'in_doubt');
+    CREATE INDEX recipients_send ON recipients (send_id, position);
+    CREATE INDEX recipients_sms ON recipients (sms_id) WHERE sms_id IS NOT NULL;
+
+    CREATE TABLE idempotency (
+        scope        TEXT NOT NULL,               -- a hash of the API key
+        key          TEXT NOT NULL,
+        request_hash TEXT NOT NULL,
+        state        TEXT NOT NULL,               -- running | done
+        status       INTEGER,
+        response     TEXT,
+        created_ts   REAL NOT NULL,
+        PRIMARY KEY (scope, key)
+    );
+    CREATE INDEX idempotency_age ON idempotency (created_ts);
+
+    CREATE TABLE opt_outs (
+        number     TEXT PRIMARY KEY,
+        source     TEXT NOT NULL,
+        created_ts REAL NOT NULL
+    );
+
+    CREATE TABLE sent_log (                       -- recent texts per number, for the loop guard
+        number    TEXT NOT NULL,
+        body_hash TEXT NOT NULL,
+        ts        REAL NOT NULL
+    );
+    CREATE INDEX sent_log_lookup ON sent_log (number, body_hash, ts);
+
+    CREATE TABLE cooldowns (
+        rule   TEXT NOT NULL,
+        number TEXT NOT NULL,
+        ts     REAL NOT NULL,
+        PRIMARY KEY (rule, number)
+    );
+
+    CREATE TABLE disabled_targets (
+        name        TEXT PRIMARY KEY,
+        reason      TEXT NOT NULL,
+        disabled_ts REAL NOT NULL
+    );
+    """,
+    # 3: when a scheduled outgoing message is due (its timetosend): it is not "stuck" before, and is followed after.
+    """
+    ALTER TABLE messages ADD COLUMN due_ts REAL;
+    CREATE INDEX messages_open_due ON messages (due_ts)
+        WHERE due_ts IS NOT NULL AND direction = 'out' AND status IN (0, 1, 2, 3, 6);
+    """,
+    # 4: the earliest time an in-doubt recipient the upstream does not list may be sent again.
+    """
+    ALTER TABLE recipients ADD COLUMN resend_ts REAL;
+    """,
+    # 5: the customerid a recipient carries upstream when its send has none: random, so that no other
+    # database (another bridge on the same account) hands out the same one; rows already sent keep their id.
+    """
+    ALTER TABLE recipients ADD COLUMN correlation_id INTEGER;
+    UPDATE recipients SET correlation_id = id;
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def statements(script: str) -> list[str]:
+    """Split a migration script into statements (no semicolons inside our DDL strings)."""
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+_POSTGRES_TYPES = (
+    # SQLite's INTEGER PRIMARY KEY is the rowid: assigned when not given, as an identity column is.
+    (re.compile(r"\bINTEGER PRIMARY KEY\b"), "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"),
+    (re.compile(r"\bINTEGER\b"), "BIGINT"),
+    (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
+)
+
+
+def for_postgres(statement: str) -> str:
+    """A migration statement with its SQLite column types spelled as PostgreSQL's of the same range."""
+    for pattern, replacement in _POSTGRES_TYPES:
+        statement = pattern.sub(replacement, statement)
+    return statement

@@ -1,0 +1,44 @@
+"""What callers hand to the store and how it hands rows back, the same on every engine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+# A result row, readable by column name and by position (sqlite3.Row, asyncpg.Record).
+Row: TypeAlias = Any
+
+# Rows of `messages` are written as tuples of these columns, in this order.
+MESSAGE_COLUMNS: tuple[str, ...] = (
+    "id", "direction", "number", "body", "device_id", "sim", "status", "customer_id",
+    "created", "created_ts", "updated_ts", "due_ts",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NewSend:
+    """An accepted send (from the API, an inbound hook or a rule) to queue for the sender."""
+
+    id: str
+    source: str
+    recipients: tuple[str, ...]
+    body: str
+    device_id: int | None
+    sim: int | None
+    send_at: str | None = None
+    urgent: bool = False
+    customer_id: int | None = None
+    event_id: str | None = None
+    is_reply: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """One outbox row to create for an event: a webhook to call or a contact to tag."""
+
+    event_id: str
+    kind: str
+    target: str
+    rule: str | None
+    spec: Mapping[str, object] = field(default_factory=dict)

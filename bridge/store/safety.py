@@ -1,0 +1,34 @@
+"""Safety state: the opt-out list, the loop guard's log of recent texts, auto-reply cooldowns."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+
+
+class SafetyOps(ABC):
+    """Safety statements inside a transaction."""
+
+    @abstractmethod
+    async def opted_out(self, numbers: Iterable[str]) -> set[str]:
+        """The numbers among `numbers` that are on the opt-out list."""
+
+    @abstractmethod
+    async def set_opted_out(self, number: str, opted_out: bool, source: str, now: float) -> None:
+        """Put `number` on the opt-out list (kept from its first opt-out) or take it off."""
+
+    @abstractmethod
+    async def recent_sends(self, numbers: Iterable[str], since: float) -> dict[tuple[str, str], int]:
+        """How many texts went to each of `numbers` after `since`, keyed by (number, body hash)."""
+
+    @abstractmethod
+    async def log_sent(self, entries: Iterable[tuple[str, str]], now: float) -> None:
+        """Note texts going out now as (number, body hash), for the loop guard."""
+
+    @abstractmethod
+    async def last_reply_ts(self, rule: str, number: str) -> float | None:
+        """When `rule` last auto-replied to `number` (the reply cooldown), or None."""
+
+    @abstractmethod
+    async def note_reply(self, rule: str, number: str, now: float) -> None:
+        """Start the reply cooldown of `rule` for `number`."""

@@ -1,0 +1,178 @@
+"""SQLite backend: one aiosqlite connection in WAL mode, the embedded default.
+
+Every state change runs inside `transaction()`, which holds an asyncio lock around `BEGIN IMMEDIATE … COMMIT`,
+so a multi-statement change is all-or-nothing and a crash at any instant leaves either the old state or the
+new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bridge.store.base import Store, Tx
+from bridge.store.errors import SchemaTooNew, StoreCorrupt, StoreError, StoreRejected, StoreUnavailable
+from bridge.store.migrations import MIGRATIONS, SCHEMA_VERSION, statements
+from bridge.store.records import Row
+from bridge.store.sqlite.cursors import SqliteCursors
+from bridge.store.sqlite.devices import SqliteDevices
+from bridge.store.sqlite.events import SqliteEvents
+from bridge.store.sqlite.idempotency import SqliteIdempotency
+from bridge.store.sqlite.messages import SqliteMessages
+from bridge.store.sqlite.outbox import SqliteOutbox
+from bridge.store.sqlite.safety import SqliteSafety
+from bridge.store.sqlite.sends import SqliteSends
+
+# Besides SQLite's own errors, what binding a value SQLite cannot hold raises.
+_DATABASE_FAILURES = (sqlite3.Error, OverflowError, UnicodeEncodeError)
+
+
+class SqliteTx(SqliteCursors, SqliteMessages, SqliteEvents, SqliteDevices, SqliteSafety, SqliteIdempotency,
+               SqliteSends, SqliteOutbox, Tx):
+    """The store's statements on the one connection, inside the transaction (or read) that made it."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> None:
+        """Run one SQLite statement."""
+        await self._db.execute(sql, tuple(params))
+
+
+class SqliteStore(Store):
+    """The bridge's SQLite database; open with `SqliteStore.open`, close with `close`."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self._db = db
+        self._tx = SqliteTx(db)
+        self._lock = asyncio.Lock()
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: str | Path, synchronous: str = "normal", busy_timeout_ms: int = 5000) -> SqliteStore:
+        """Open (creating if needed) and migrate the database at `path`."""
+        path = Path(path)
+        try:
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open database {path}: {exc}") from exc
+        store = cls(db, path)
+        try:
+            await store._configure(synchronous, busy_timeout_ms)
+            await store._migrate()
+        except BaseException:
+            await db.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        """Close the connection; committed work is on disk."""
+        await self._db.close()
+
+    async def _configure(self, synchronous: str, busy_timeout_ms: int) -> None:
+        self._db.row_factory = sqlite3.Row
+        try:
+            await self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            mode = await self._fetch_value("PRAGMA journal_mode = WAL")
+            await self._db.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")
+            await self._db.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.DatabaseError as exc:
+            raise _database_error(self.path, exc) from exc
+        if str(mode).lower() != "wal":
+            raise StoreError(f"{self.path}: cannot switch the database to WAL mode (got {mode})")
+
+    async def _migrate(self) -> None:
+        try:
+            async with self._transaction() as db:
+                await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+                row = await (await db.execute("SELECT max(version) FROM schema_version")).fetchone()
+                current = row[0] or 0
+                if current > SCHEMA_VERSION:
+                    raise SchemaTooNew(
+                        f"{self.path}: database schema version {current} is newer than this bridge "
+                        f"understands ({SCHEMA_VERSION}); upgrade sms-bridge"
+                    )
+                for version in range(current + 1, SCHEMA_VERSION + 1):
+                    for statement in statements(MIGRATIONS[version - 1]):
+                        await db.execute(statement)
+                    await db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        except sqlite3.DatabaseError as exc:
+            raise _database_error(self.path, exc) from exc
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """Run the block as one write transaction; a failing SQLite raises a StoreError that says what to do."""
+        async with self._transaction():
+            yield self._tx
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.DatabaseError as exc:
+                raise _database_error(self.path, exc) from exc
+            try:
+                yield self._db
+                await self._db.execute("COMMIT")
+            except BaseException as exc:
+                await self._rollback()
+                if isinstance(exc, _DATABASE_FAILURES):
+                    raise _database_error(self.path, exc) from exc
+                raise
+
+    async def _rollback(self) -> None:
+        try:
+            await self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # SQLite already rolled back (e.g. after SQLITE_FULL)
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[Tx]:
+        """Give the connection for reads, never interleaved with another task's open transaction."""
+        async with self._lock:
+            try:
+                yield self._tx
+            except _DATABASE_FAILURES as exc:
+                raise _database_error(self.path, exc) from exc
+
+    async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        """Rows of one read query."""
+        async with self.reading():
+            cursor = await self._db.execute(sql, tuple(params))
+            return list(await cursor.fetchall())
+
+    async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        """The first row of one read query, or None."""
+        async with self.reading():
+            cursor = await self._db.execute(sql, tuple(params))
+            return await cursor.fetchone()
+
+    async def _fetch_value(self, sql: str) -> Any:
+        cursor = await self._db.execute(sql)
+        row = await cursor.fetchone()
+        return row[0] if row else None
+
+
+def _database_error(path: Path, exc: Exception) -> StoreError:
+    """The StoreError for a database failure: corrupt (restore a backup), passing (retry), a value it cannot
+    hold, or other."""
+    text = str(exc)
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return StoreRejected(f"{path}: a value the database cannot hold: {type(exc).__name__}: {text}")
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return StoreCorrupt(
+            f"{path}: the file is not a usable SQLite database ({text}); restore it from a backup "
+            "or move it away to start empty — the bridge will not reset it"
+        )
+    if "locked" in text or "busy" in text:
+        return StoreUnavailable(f"{path}: the database is locked by another process ({text})")
+    if isinstance(exc, sqlite3.OperationalError):
+        return StoreUnavailable(f"{path}: {text}")
+    return StoreError(f"{path}: {text}")

@@ -1,0 +1,63 @@
+"""Safety statements on SQLite. Number lists go through json_each so one statement serves any number of them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import aiosqlite
+
+from bridge.store.safety import SafetyOps
+
+
+class SqliteSafety(SafetyOps):
+    """The `opt_outs`, `sent_log` and `cooldowns` tables."""
+
+    _db: aiosqlite.Connection
+
+    async def opted_out(self, numbers: Iterable[str]) -> set[str]:
+        """The numbers among `numbers` that are on the opt-out list."""
+        cursor = await self._db.execute(
+            "SELECT o.number FROM json_each(?) AS j JOIN opt_outs o ON o.number = j.value",
+            (json.dumps(sorted(set(numbers))),),
+        )
+        return {row[0] for row in await cursor.fetchall()}
+
+    async def set_opted_out(self, number: str, opted_out: bool, source: str, now: float) -> None:
+        """Put `number` on the opt-out list (kept from its first opt-out) or take it off."""
+        if opted_out:
+            await self._db.execute(
+                "INSERT INTO opt_outs (number, source, created_ts) VALUES (?, ?, ?) ON CONFLICT (number) DO NOTHING",
+                (number, source, now),
+            )
+        else:
+            await self._db.execute("DELETE FROM opt_outs WHERE number = ?", (number,))
+
+    async def recent_sends(self, numbers: Iterable[str], since: float) -> dict[tuple[str, str], int]:
+        """How many texts went to each of `numbers` after `since`, keyed by (number, body hash)."""
+        cursor = await self._db.execute(
+            "SELECT l.number, l.body_hash, count(*) FROM json_each(?) AS j JOIN sent_log l ON l.number = j.value "
+            "WHERE l.ts > ? GROUP BY l.number, l.body_hash",
+            (json.dumps(sorted(set(numbers))), since),
+        )
+        return {(row[0], row[1]): row[2] for row in await cursor.fetchall()}
+
+    async def log_sent(self, entries: Iterable[tuple[str, str]], now: float) -> None:
+        """Note texts going out now as (number, body hash), for the loop guard."""
+        await self._db.executemany(
+            "INSERT INTO sent_log (number, body_hash, ts) VALUES (?, ?, ?)", [(*entry, now) for entry in entries]
+        )
+
+    async def last_reply_ts(self, rule: str, number: str) -> float | None:
+        """When `rule` last auto-replied to `number` (the reply cooldown), or None."""
+        cursor = await self._db.execute("SELECT ts FROM cooldowns WHERE rule = ? AND number = ?", (rule, number))
+        row = await cursor.fetchone()
+        return row[0] if row else None
+
+    async def note_reply(self, rule: str, number: str, now: float) -> None:
+        """Start the reply cooldown of `rule` for `number`."""
+        await self._db.execute(
+            "INSERT INTO cooldowns (rule, number, ts) VALUES (?, ?, ?) "
+            "ON CONFLICT (rule, number) DO UPDATE SET ts = excluded.ts",
+            (rule, number, now),
+        )
