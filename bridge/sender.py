@@ -14,6 +14,10 @@ it may still be working on the call: a miss is looked up again, and the SMS is s
 
 Never lost: every failure other than a refusal keeps the row and retries with exponential backoff.
 
+One bad SMS never holds up another: a row whose send_at the upstream cannot be given fails before any call,
+and an addalotofsms batch the upstream refuses (nothing of it stored) is sent again in halves, down to
+single addsms calls, so only the SMS at fault fails, with the upstream's reason.
+
 Correlation: `addalotofsms` returns no ids, so every SMS carries a `customerid` — the user's when the API
 call gave one, else a random one the store drew for the recipient (never the row id, which every database
 starts again at 1: another bridge on the same account would hand out the same ones) — and the ids are learned
@@ -39,6 +43,7 @@ import phonenumbers
 
 from bridge import safety
 from bridge.config import Config
+from bridge.gateway import parse
 from bridge.gateway.client import ApiError, GatewayClient, GatewayError, UpstreamUnavailable
 from bridge.gateway.models import OutgoingSms, Sms
 from bridge.metrics import Metrics
@@ -349,6 +354,10 @@ class Sender:
             if opted.intersection(spellings[r.id]):
                 out.refused.append((r.id, str(safety.Refusal.OPTED_OUT), now))
                 continue
+            problem = self._send_at_problem(r)
+            if problem is not None:
+                out.failed.append((r.id, problem, now))
+                continue
             sent_key = (canonical[r.id], _body_hash(r.body))
             if r.attempts == 0 and not safety.loop_guard_allows(counts.get(sent_key, 0), limit):
                 out.refused.append((r.id, str(safety.Refusal.LOOP_GUARD), now))
@@ -362,6 +371,16 @@ class Sender:
                 out.first_sends.append(sent_key)
             out.ready.append(r)
         return out
+
+    def _send_at_problem(self, r: _Recipient) -> str | None:
+        """Why the upstream cannot be given this row's send_at, or None (a row the API did not check, or older)."""
+        if r.send_at is None:
+            return None
+        try:
+            parse.format_time(datetime.fromisoformat(r.send_at), self._zone)
+        except ValueError as exc:
+            return f"send_at: {exc}"
+        return None
 
     def _bucket(self, device: int, now: float) -> _Bucket | None:
         per_minute = self._config.gateway.max_per_minute
@@ -384,6 +403,16 @@ class Sender:
                 sms_id = await self._gateway.add_sms(self._outgoing(call[0]))
             else:
                 await self._gateway.add_many_sms([self._outgoing(r) for r in call])
+        except ApiError as exc:
+            if len(call) == 1:
+                await self._call_failed(method, call, exc)
+                return
+            # Refused, so nothing of it was stored: its halves go apart until the SMS at fault fails alone.
+            log.info("sender: addalotofsms refused %d SMS (%s); sending them in smaller calls", len(call), exc.message)
+            middle = len(call) // 2
+            await self._submit(call[:middle])
+            await self._submit(call[middle:])
+            return
         except Exception as exc:
             await self._call_failed(method, call, exc)
             return

@@ -36,6 +36,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bridge.appkeys import CONFIG, METRICS, POLLER, SENDER, STORE
 from bridge.config import Config, InboundConfig, Rate
+from bridge.gateway import parse
 from bridge.gateway.models import Status
 from bridge.metrics import Metrics
 from bridge.openapi import (
@@ -454,6 +455,10 @@ def send_at(value: Any, zone: ZoneInfo) -> str | None:
         raise ApiProblem(400, f"not a valid date or time: {hint}", "send_at") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=zone)
+    try:
+        parse.format_time(when, zone)  # what the upstream will be given: it must exist in the account's zone
+    except ValueError as exc:
+        raise ApiProblem(400, str(exc), "send_at") from None
     return when.isoformat()
 
 

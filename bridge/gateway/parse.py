@@ -241,9 +241,15 @@ def _iana_zone(name: str) -> tzinfo | None:
 
 
 def format_time(when: datetime, zone: tzinfo) -> str:
-    """`YYYY-MM-DD HH:MM:SS` in `zone`, as begindate/enddate/timetosend expect; naive means already in it."""
+    """`YYYY-MM-DD HH:MM:SS` in `zone`, as begindate/enddate/timetosend expect; naive means already in it.
+
+    ValueError when the instant has no date in `zone` (before year 1 or after 9999 there).
+    """
     if when.tzinfo is not None:
-        when = when.astimezone(zone)
+        try:
+            when = when.astimezone(zone)
+        except OverflowError:
+            raise ValueError(f"{when.isoformat()} is out of range: it has no date in the account's zone") from None
     return (f"{when.year:04d}-{when.month:02d}-{when.day:02d} "
             f"{when.hour:02d}:{when.minute:02d}:{when.second:02d}")
 

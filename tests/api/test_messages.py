@@ -206,3 +206,10 @@ async def test_a_nul_in_the_body_is_sent_whole(bridge: Bridge, sim: Sim) -> None
     assert response.status == 202
     await bridge.settled((await response.json())["id"])
     assert [s["body"] for s in await sim.sent()] == ["Hel\x00lo"]
+
+
+@pytest.mark.parametrize("when", ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00"])
+async def test_a_send_at_the_upstream_cannot_take_is_400_naming_send_at(bridge: Bridge, when: str) -> None:
+    """A send_at that has no instant in the account's zone (past year 9999 or before year 1 there) is a 400."""
+    response = await bridge.send({"to": "+4915752982212", "body": "x", "send_at": when})
+    assert response.status == 400 and (await response.json())["field"] == "send_at"

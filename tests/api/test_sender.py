@@ -294,3 +294,34 @@ async def test_outcome_that_cannot_be_stored_is_reconciled_in_the_same_run(
     await bridge.sender.drain_once()
     message = await bridge.message(message_id)
     assert [s["sms_id"] for s in await sim.sent()] == [message["recipients"][0]["sms_id"]]
+
+
+async def test_a_send_at_the_upstream_cannot_take_fails_alone_in_its_batch(
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+    """A queued send whose send_at has no instant in the account's zone fails with a reason naming send_at;
+    the send batched with it goes out once."""
+    bridge = await bridges(make_config(), start_sender=False)
+    bad = NewSend("msg_bad_send_at", "api", (TO,), "x", 1576, 0, send_at="9999-12-31T23:59:59-12:00")
+    good = NewSend("msg_plain", "api", (TO,), "x", 1576, 0)
+    await asyncio.gather(bridge.sender.accept(bad), bridge.sender.accept(good))
+    await bridge.sender.drain_once()
+    assert (await bridge.settled("msg_plain"))["status"] == "submitted"
+    failed = await bridge.settled("msg_bad_send_at")
+    assert failed["status"] == "failed" and "send_at" in failed["recipients"][0]["reason"]
+    assert [(s["to"], s["body"], s["timetosend"]) for s in await sim.sent()] == [(TO, "x", None)]
+
+
+async def test_a_recipient_the_upstream_refuses_fails_alone_in_its_batch(
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+    """When the upstream refuses a batch for one of its SMS (an unknown device), only that one fails, with the
+    upstream's reason; the others of the batch are sent once."""
+    bridge = await bridges(make_config(), start_sender=False)
+    sends = [NewSend(f"msg_ok_{i}", "api", (number,), "x", 1576, 0) for i, number in enumerate(numbers(3))]
+    refused = NewSend("msg_unknown_device", "api", (numbers(1, start=50)[0],), "x", 999, 0)
+    await asyncio.gather(*(bridge.sender.accept(send) for send in [*sends[:2], refused, sends[2]]))
+    await bridge.sender.drain_once()
+    for send in sends:
+        assert (await bridge.settled(send.id))["status"] == "submitted"
+    failed = await bridge.settled(refused.id)
+    assert failed["status"] == "failed" and "Device not found" in failed["recipients"][0]["reason"]
+    assert sorted(s["to"] for s in await sim.sent()) == numbers(3)
