@@ -24,6 +24,7 @@ from bridge.gateway.errors import GatewayError, UpstreamUnavailable
 from bridge.gateway.models import STATUS_NAMES, OutgoingSms, SimInfo, Sms, Status
 from bridge.gateway.simulator import build_simulator_app
 from bridge.rules import AddTag, Deliver, OptIn, OptOut, PlannedAction, Router, RuleError, SendSms
+from bridge.server import ApiProblem, recipients
 from bridge.store import Store, StoreError, open_store
 from bridge.templating import TemplateEngine, TemplateError, render_event_body
 from bridge.logs import FORMATS, LEVELS, register_secrets, setup_logging
@@ -336,9 +337,9 @@ def _device_of(args: argparse.Namespace, config: Config) -> int:
 def _send(args: argparse.Namespace) -> int:
     config = load_config_or_exit(args)
     gateway = config.gateway
-    numbers = [number.strip() for number in args.to.split(",") if number.strip()]
-    if not numbers or not args.body:
+    if not args.body:
         raise CommandError("--to needs a number and --body a text")
+    numbers = _numbers_arg("--to", [number.strip() for number in args.to.split(",") if number.strip()], config)
     at = None if args.at is None else _time_arg(args.at, _zone_arg(gateway.timezone), ago=False)
     sim = gateway.sim if args.sim is None else args.sim
     messages = [OutgoingSms(number, args.body, _device_of(args, config), sim, at, args.customer_id, args.urgent)
@@ -350,6 +351,14 @@ def _send(args: argparse.Namespace) -> int:
 
     _call_gateway(config, send)
     return EXIT_OK
+
+
+def _numbers_arg(option: str, numbers: list[str], config: Config) -> tuple[str, ...]:
+    """`numbers` in E.164 as the HTTP API reads them (gateway.default_region applies); a bad one ends the command."""
+    try:
+        return recipients(numbers, config.gateway.default_region)
+    except ApiProblem as problem:
+        raise CommandError(f"{option}: {problem.message}") from None
 
 
 def _devices(args: argparse.Namespace) -> int:
@@ -463,7 +472,8 @@ def _tag_add(args: argparse.Namespace) -> int:
 
 def _contact_add(args: argparse.Namespace) -> int:
     config = load_config_or_exit(args)
-    print(_call_gateway(config, lambda client: client.save_contact(args.phone, args.tag, args.name)))
+    (phone,) = _numbers_arg("--phone", [args.phone], config)
+    print(_call_gateway(config, lambda client: client.save_contact(phone, args.tag, args.name)))
     return EXIT_OK
 
 

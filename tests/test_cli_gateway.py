@@ -95,7 +95,7 @@ async def test_send_without_a_device_is_bad_input(write_config: Write, sim: Sim,
 
 async def test_send_with_a_bad_time_is_bad_input(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """An unreadable --at exits 1 with a hint."""
-    assert await cli("send", "-c", config, "--to", "+49", "--body", "Hi", "--at", "tomorrowish") == 1
+    assert await cli("send", "-c", config, "--to", "+4915752982212", "--body", "Hi", "--at", "tomorrowish") == 1
     assert "is not a time" in capsys.readouterr().err
 
 
@@ -170,6 +170,44 @@ async def test_tag_contact_and_newsletter_print_their_ids(config: Path, sim: Sim
     assert int(capsys.readouterr().out) > 0
     assert [m.body for m in sim.state.query(begin=None, end=None, device_id=None, status=None, sim=None,
                                             customer_id=None, phone="+4917642111111")] == ["Meeting at 10"]
+
+
+@pytest.fixture
+def de_config(write_config: Write, sim: Sim) -> Path:
+    """The simulator's config with `default_region: DE`."""
+    return gateway_config(write_config, sim.url, device="device_id: 1576\n          default_region: DE")
+
+
+@pytest.mark.parametrize("bad", ["notanumber", "+49 123", "+4915752982212,12"])
+async def test_send_refuses_a_bad_number_and_sends_nothing(bad: str, de_config: Path, sim: Sim,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """`send --to` with a number the API would refuse exits 1 naming --to, and nothing reaches the upstream."""
+    assert await cli("send", "-c", de_config, "--to", bad, "--body", "Hello") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sms-bridge: --to: ") and "is not a valid phone number" in err
+    assert sim.state.sent() == []
+
+
+async def test_send_reads_national_numbers_in_the_default_region(de_config: Path, sim: Sim) -> None:
+    """`send --to 015752982212` with default_region DE goes out as +4915752982212, like the API's sends."""
+    assert await cli("send", "-c", de_config, "--to", "015752982212, 0049 1575 2982213", "--body", "Hi") == 0
+    assert [row["sendto"] for row in sim.state.sent()] == ["+4915752982212", "+4915752982213"]
+
+
+async def test_contact_phone_is_validated_and_normalised(de_config: Path, sim: Sim,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """`contact add --phone` refuses a bad number and stores a national one in E.164, so newsletters reach it."""
+    assert await cli("tag", "add", "-c", de_config, "Staff") == 0
+    tag_id = capsys.readouterr().out.strip()
+    assert await cli("contact", "add", "-c", de_config, "--tag", tag_id, "--phone", "hello", "--name", "X") == 1
+    assert capsys.readouterr().err.startswith("sms-bridge: --phone: 'hello' is not a valid phone number")
+    assert await cli("contact", "add", "-c", de_config, "--tag", tag_id, "--phone", "015752982212",
+                     "--name", "Ann") == 0
+    assert await cli("newsletter", "create", "-c", de_config, "--title", "News", "--tags", tag_id,
+                     "--body", "Meeting") == 0
+    assert [m.sendto for m in sim.state.query(begin=None, end=None, device_id=None, status=None, sim=None,
+                                              customer_id=None, phone=None) if m.body == "Meeting"] == [
+        "+4915752982212"]
 
 
 async def test_an_upstream_failure_exits_2_with_the_message(config: Path, sim: Sim,
