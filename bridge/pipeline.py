@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 
 from bridge import safety as checks
@@ -329,44 +329,50 @@ class Pipeline:
         return fresh
 
     async def _act(self, db: Tx, events: list[Event], batch: _Batch,
-                   now: float) -> tuple[int, int, list[tuple[Event, tuple[PlannedAction, ...]]]]:
+                   now: float) -> tuple[int, int, list[_Routed]]:
         """Apply the keyword safety and the routed actions of each new event.
 
         Returns the sends and deliveries queued, and each event with its planned actions.
         """
         sends = deliveries = 0
-        routed: list[tuple[Event, tuple[PlannedAction, ...]]] = []
+        routed: list[_Routed] = []
         own_numbers = [n for numbers in batch.numbers.values() for n in numbers if n]
         for event in events:
+            notes: list[str] = []
             if event.type is EventType.RECEIVED and event.sms is not None and event.sms.sender:
-                await self._keywords(db, event.sms, now)
+                await self._keywords(db, event.sms, now, notes)
             try:
                 actions = self.router.route(event, batch.now_dt)
             except Exception:  # a routing bug must not block every later event behind this one
                 log.exception("routing failed; the event is recorded without actions", extra={"event_id": event.id})
-                continue
-            routed.append((event, actions))
+                actions = ()
+            routed.append(_Routed(event, actions, notes))
             for index, action in enumerate(actions):
-                queued = await self._apply(db, event, index, action, own_numbers, now)
+                queued = await self._apply(db, event, index, action, own_numbers, now, notes)
                 sends += queued == "send"
                 deliveries += queued == "delivery"
         return sends, deliveries, routed
 
-    async def _keywords(self, db: Tx, sms: SmsFacts, now: float) -> None:
+    async def _keywords(self, db: Tx, sms: SmsFacts, now: float, notes: list[str]) -> None:
         """The opt-out / opt-in keywords of `safety` (as checks.is_opt_out / is_opt_in read them)."""
         word = checks.keyword_of(sms.body)
         if word and (word in self._opt_out or word in self._opt_in):
             sender = checks.normalize_number(sms.sender or "")
-            await db.set_opted_out(sender, word in self._opt_out, "keyword", now)
+            opted_out = word in self._opt_out
+            await db.set_opted_out(sender, opted_out, "keyword", now)
+            notes.append(_opt_note(sender, opted_out, f"keyword {word.upper()}"))
 
     async def _apply(self, db: Tx, event: Event, index: int, action: PlannedAction,
-                     own_numbers: list[str], now: float) -> str | None:
-        """Write one planned action; returns "send" or "delivery" for what it queued."""
+                     own_numbers: list[str], now: float, notes: list[str]) -> str | None:
+        """Write one planned action; returns "send" or "delivery" for what it queued.
+
+        What safety did or refused is added to `notes`, logged after the event's own line.
+        """
         if isinstance(action, SendSms):
             refusal = await self._refusal(db, action, own_numbers, now)
             if refusal is not None:
-                log.info("rule %s: not sending to a number: %s", action.rule, refusal.message,
-                         extra={"event_id": event.id})
+                verb = "reply" if action.is_reply else "send"
+                notes.append(f"safety: rule {action.rule}: no {verb} to {action.to}: {refusal.message}")
                 self.metrics.sends.labels(outcome=f"refused_{refusal.value}").inc()
                 return None
             await db.insert_send(NewSend(
@@ -387,6 +393,7 @@ class Pipeline:
         if isinstance(action, (OptOut, OptIn)):
             number = checks.normalize_number(action.number)
             await db.set_opted_out(number, isinstance(action, OptOut), f"rule:{action.rule}", now)
+            notes.append(_opt_note(number, isinstance(action, OptOut), f"rule {action.rule}"))
             return None
         if isinstance(action, Failed):
             log.warning("rule %s: action %d could not be planned: %s", action.rule, action.action_index,
@@ -409,10 +416,11 @@ class Pipeline:
             await db.note_reply(action.rule, number, now)
         return None
 
-    def _after_commit(self, events: Iterable[Event], routed: list[tuple[Event, tuple[PlannedAction, ...]]],
-                      sends: int, deliveries: int) -> None:
-        for event, actions in routed:
+    def _after_commit(self, events: Iterable[Event], routed: list[_Routed], sends: int, deliveries: int) -> None:
+        for event, actions, notes in routed:
             log.info("%s: %s", event.type, describe(event, actions), extra={"event_id": event.id})
+            for note in notes:
+                log.info("%s", note, extra={"event_id": event.id})
         for kind, count in Counter(event.type for event in events).items():
             self.metrics.events.labels(type=str(kind)).inc(count)
         if sends and self.on_sends is not None:
@@ -421,11 +429,28 @@ class Pipeline:
             self.on_deliveries()
 
 
+class _Routed(NamedTuple):
+    """A new event, the actions its rules planned and what safety did about it (log lines, in order)."""
+
+    event: Event
+    actions: tuple[PlannedAction, ...]
+    notes: list[str]
+
+
+def _opt_note(number: str, opted_out: bool, why: str) -> str:
+    """The log line of an opt-out or an opt-in."""
+    if opted_out:
+        return f"safety: {number} opted out ({why}): nothing is sent to it from now on"
+    return f"safety: {number} opted in ({why}): sends to it are allowed again"
+
+
 def describe(event: Event, actions: Sequence[PlannedAction]) -> str:
     """One log line's worth of an event and what the rules made of it."""
     if event.sms is not None:
         sms = event.sms
-        what = f"sms {sms.id} from {sms.sender} to {sms.recipient}: {sms.body[:60]!r} ({sms.status.label})"
+        parties = "".join(f" {word} {number}" for word, number in (("from", sms.sender), ("to", sms.recipient))
+                          if number)
+        what = f"sms {sms.id}{parties}: {sms.body[:60]!r} ({sms.status.label})"
     elif event.device is not None:
         what = f"device {event.device.id} {event.device.title!r}"
     else:

@@ -332,6 +332,10 @@ class Sender:
             await db.mark_submitting([r.id for r in screened.ready], now)
             await db.log_sent(screened.first_sends, now)
         self._count("refused", len(screened.refused))
+        by_id = {r.id: r for r in rows}
+        for rid, reason, _ in screened.refused:
+            row = by_id[rid]
+            log.info("sender: not sending %s to %s: %s", row.send_id, row.number, safety.Refusal(reason).message)
         self._count("failed", len(screened.failed))
         for call in self._calls(screened.ready):
             await self._submit(call)

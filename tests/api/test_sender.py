@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import sqlite3
 from collections import Counter
@@ -209,6 +210,20 @@ async def test_rule_sends_are_screened_too(
     await bridge.sender.drain_once()
     message = await bridge.message("msg_rule1")
     assert message["recipients"][0]["reason"] == "opted_out" and await sim.sent() == []
+
+
+async def test_a_refused_send_is_logged_with_its_number(
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A send refused because its number opted out logs one INFO line naming the send, the number and why."""
+    bridge = await bridges(make_config(), start_sender=False)
+    async with bridge.store.transaction() as db:
+        await db.set_opted_out(TO, True, "keyword", bridge.clock())
+        await db.insert_send(NewSend("msg_rule2", "rule:info", (TO,), "Hi", None, None), bridge.clock())
+    caplog.set_level(logging.INFO, logger="bridge.sender")
+    await bridge.sender.drain_once()
+    assert [r.getMessage() for r in caplog.records if r.name == "bridge.sender"] == [
+        f"sender: not sending msg_rule2 to {TO}: the recipient opted out of messages"]
 
 
 async def test_loop_guard_refuses_the_21st_identical_text(

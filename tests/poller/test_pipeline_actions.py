@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 
+import pytest
 from poller_support import Harness, MakeHarness
 
 from bridge.config import ActionConfig, ActionKind, MatchConfig, RuleConfig, SafetyConfig
@@ -118,3 +120,52 @@ async def test_webhook_spec_carries_the_template_override_and_match_groups(make_
     await bridge.poller.poll_once()
     (delivery,) = await _outbox(bridge)
     assert json.loads(delivery["spec"]) == {"match": {"order": "12345"}, "template": "{{ match.order }}"}
+
+
+# --- safety in the log ---------------------------------------------------------------------------
+
+
+def bridge_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The INFO messages the pipeline logged, in order."""
+    return [r.getMessage() for r in caplog.records if r.name == "bridge.pipeline" and r.levelno == logging.INFO]
+
+
+async def test_opt_out_and_opt_in_are_logged_after_their_event(make_harness: MakeHarness,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    """STOP and START each log their event, then one line naming the number and what changed."""
+    bridge = await _routed(make_harness)
+    caplog.set_level(logging.INFO, logger="bridge.pipeline")
+    for body in ("STOP", "START"):
+        await bridge.inbound("+4917642111111", body)
+        await bridge.poller.poll_once()
+    stop_event, stop_note, start_event, start_note = bridge_lines(caplog)
+    assert stop_event.startswith("sms.received: sms ") and "'STOP'" in stop_event
+    assert stop_note == "safety: +4917642111111 opted out (keyword STOP): nothing is sent to it from now on"
+    assert "'START'" in start_event
+    assert start_note == "safety: +4917642111111 opted in (keyword START): sends to it are allowed again"
+
+
+async def test_cooldown_refusal_names_the_number_after_its_event(make_harness: MakeHarness,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """A reply held back by the cooldown logs, after the event it belongs to, the rule, the number and why."""
+    bridge = await _routed(make_harness, safety=SafetyConfig(reply_cooldown=300))
+    caplog.set_level(logging.INFO, logger="bridge.pipeline")
+    for _ in range(2):
+        await bridge.inbound("+4917642111111", "INFO")
+        await bridge.poller.poll_once()
+    first, second, refusal = bridge_lines(caplog)
+    assert "-> rules: info" in first and "-> rules: info" in second
+    assert refusal == ("safety: rule info: no reply to +4917642111111: this rule already auto-replied to this "
+                       "sender recently (reply cooldown)")
+
+
+async def test_inbound_line_leaves_out_an_unknown_receiving_number(make_harness: MakeHarness,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """An inbound SMS whose receiving SIM number is unknown (devices not read yet) logs no `to None`."""
+    bridge = await make_harness(rules=(INFO,))
+    await bridge.poller.poll_once()
+    caplog.set_level(logging.INFO, logger="bridge.pipeline")
+    await bridge.inbound("+4917642111111", "hello")
+    await bridge.poller.poll_once()
+    (line,) = bridge_lines(caplog)
+    assert " from +4917642111111: 'hello'" in line and "None" not in line
