@@ -5,13 +5,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
-from poller_support import EMAIL, HOOK_SECRET, PASSWORD, TEST_POLL, FakeUpstream, Harness, MakeHarness
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from poller_support import EMAIL, HOOK_SECRET, PASSWORD, TEST_POLL, FakeUpstream, Harness, MakeHarness, PushClient
 
+from bridge.appkeys import CONFIG, POLLER
 from bridge.config import Config, GatewayConfig, PollConfig, RuleConfig, SafetyConfig, Secret
 from bridge.gateway.simulator import SIMULATOR, build_simulator_app, serve_simulator
+from bridge.push import gateway_push
 
 
 @pytest.fixture
@@ -49,3 +54,17 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[MakeHarness]:
 async def bridge(make_harness: MakeHarness) -> Harness:
     """A bridge on a Europe/Paris account with no rules."""
     return await make_harness()
+
+
+@pytest.fixture
+def push_client(aiohttp_client: Any) -> PushClient:
+    """A small app that mounts only the push handler, for a given harness."""
+
+    async def make(bridge: Harness) -> TestClient:
+        app = web.Application()
+        app[CONFIG] = bridge.config
+        app[POLLER] = bridge.poller
+        app.router.add_post("/v1/gateway/{secret}", gateway_push)
+        return await aiohttp_client(app)
+
+    return make

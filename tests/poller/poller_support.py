@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.test_utils import TestClient
 
 from bridge.config import Config, PollConfig
 from bridge.gateway.client import GatewayClient
@@ -103,6 +104,7 @@ class Harness:
 
 
 MakeHarness = Callable[..., Awaitable[Harness]]
+PushClient = Callable[[Harness], Awaitable[TestClient]]
 
 
 class FakeUpstream:

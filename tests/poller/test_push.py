@@ -2,33 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
-from poller_support import HOOK_SECRET, Harness, MakeHarness
+from poller_support import HOOK_SECRET, Harness, MakeHarness, PushClient
 
-from bridge.appkeys import CONFIG, POLLER
-from bridge.push import gateway_push
-
-Client = Callable[[Harness], Awaitable[TestClient]]
 PATH = f"/v1/gateway/{HOOK_SECRET}"
-
-
-@pytest.fixture
-def push_client(aiohttp_client: Any) -> Client:
-    """A small app that mounts only the push handler, for a given harness."""
-
-    async def make(bridge: Harness) -> TestClient:
-        app = web.Application()
-        app[CONFIG] = bridge.config
-        app[POLLER] = bridge.poller
-        app.router.add_post("/v1/gateway/{secret}", gateway_push)
-        return await aiohttp_client(app)
-
-    return make
 
 
 def _incoming(sms_id: int, **extra: Any) -> dict[str, Any]:
@@ -37,7 +16,7 @@ def _incoming(sms_id: int, **extra: Any) -> dict[str, Any]:
             "device_name": "AOSP_on_IA_Emulator", "type": "text", **extra}
 
 
-async def test_pushed_sms_is_an_event_at_once(bridge: Harness, push_client: Client) -> None:
+async def test_pushed_sms_is_an_event_at_once(bridge: Harness, push_client: PushClient) -> None:
     """A pushed incoming SMS is recorded as sms.received before the answer, without waiting for a poll."""
     client = await push_client(bridge)
     response = await client.post(PATH, json=_incoming(99001))
@@ -48,7 +27,7 @@ async def test_pushed_sms_is_an_event_at_once(bridge: Harness, push_client: Clie
     assert event["sms"]["created_at"] == "2026-11-24T10:00:00+01:00"
 
 
-async def test_sms_pushed_then_polled_is_one_event(bridge: Harness, push_client: Client) -> None:
+async def test_sms_pushed_then_polled_is_one_event(bridge: Harness, push_client: PushClient) -> None:
     """An SMS that arrives by push and is then seen by the poll is emitted once."""
     client = await push_client(bridge)
     await bridge.poller.poll_once()
@@ -58,7 +37,7 @@ async def test_sms_pushed_then_polled_is_one_event(bridge: Harness, push_client:
     assert [e["sms"]["id"] for e in await bridge.events()] == [sms_id]
 
 
-async def test_sms_polled_then_pushed_is_one_event(bridge: Harness, push_client: Client) -> None:
+async def test_sms_polled_then_pushed_is_one_event(bridge: Harness, push_client: PushClient) -> None:
     """An SMS the poll already emitted is not emitted again when its push arrives late."""
     client = await push_client(bridge)
     await bridge.poller.poll_once()
@@ -69,7 +48,7 @@ async def test_sms_polled_then_pushed_is_one_event(bridge: Harness, push_client:
     assert len(await bridge.events()) == 1
 
 
-async def test_delivery_status_push_is_one_status_event(bridge: Harness, push_client: Client) -> None:
+async def test_delivery_status_push_is_one_status_event(bridge: Harness, push_client: PushClient) -> None:
     """A pushed delivery status of a sent SMS is one sms.status; the poll seeing the same status adds nothing."""
     client = await push_client(bridge)
     await bridge.poller.poll_once()
@@ -82,7 +61,7 @@ async def test_delivery_status_push_is_one_status_event(bridge: Harness, push_cl
     assert [(e["sms"]["previous_status"], e["sms"]["status"]) for e in await bridge.events()] == [(1, 7)]
 
 
-async def test_stale_status_after_a_final_one_is_ignored(bridge: Harness, push_client: Client) -> None:
+async def test_stale_status_after_a_final_one_is_ignored(bridge: Harness, push_client: PushClient) -> None:
     """A status older than the one recorded (a poll racing a push) changes nothing and emits nothing."""
     client = await push_client(bridge)
     await bridge.poller.poll_once()
@@ -94,7 +73,7 @@ async def test_stale_status_after_a_final_one_is_ignored(bridge: Harness, push_c
     assert row["status"] == 7
 
 
-async def test_form_body_is_accepted(bridge: Harness, push_client: Client) -> None:
+async def test_form_body_is_accepted(bridge: Harness, push_client: PushClient) -> None:
     """A urlencoded form body works like JSON (every value a string)."""
     client = await push_client(bridge)
     form = {key: str(value) for key, value in _incoming(99002).items()}
@@ -102,7 +81,7 @@ async def test_form_body_is_accepted(bridge: Harness, push_client: Client) -> No
     assert [e["sms"]["id"] for e in await bridge.events()] == [99002]
 
 
-async def test_unix_milliseconds_date_is_read(bridge: Harness, push_client: Client) -> None:
+async def test_unix_milliseconds_date_is_read(bridge: Harness, push_client: PushClient) -> None:
     """A `date` in Unix milliseconds (as Android reports it) dates the SMS."""
     client = await push_client(bridge)
     await client.post(PATH, json=_incoming(99003, date=1700000000000))
@@ -110,7 +89,7 @@ async def test_unix_milliseconds_date_is_read(bridge: Harness, push_client: Clie
     assert event["sms"]["created_at"] == "2023-11-14T23:13:20+01:00"
 
 
-async def test_unknown_fields_are_ignored(bridge: Harness, push_client: Client) -> None:
+async def test_unknown_fields_are_ignored(bridge: Harness, push_client: PushClient) -> None:
     """Fields the bridge does not know do not make a push fail."""
     client = await push_client(bridge)
     response = await client.post(PATH, json=_incoming(99004, img_url=None, extra={"nested": [1]}))
@@ -130,7 +109,7 @@ async def test_unknown_fields_are_ignored(bridge: Harness, push_client: Client) 
     ({"address": "+491", "sms_id": 5, "date": "0001-01-01 00:00:00"}, "date"),
     ({"address": "+491", "sms_id": 5, "date": "9999-12-31T23:59:59-12:00"}, "date"),
 ])
-async def test_unusable_body_is_400_naming_the_field(bridge: Harness, push_client: Client,
+async def test_unusable_body_is_400_naming_the_field(bridge: Harness, push_client: PushClient,
                                                      body: dict[str, Any], field: str | None) -> None:
     """A body the bridge cannot use is answered 400 with {"error", "field"} and records nothing."""
     client = await push_client(bridge)
@@ -142,7 +121,7 @@ async def test_unusable_body_is_400_naming_the_field(bridge: Harness, push_clien
 
 
 async def test_half_a_surrogate_pair_in_a_pushed_body_arrives_as_the_replacement_character(
-        bridge: Harness, push_client: Client) -> None:
+        bridge: Harness, push_client: PushClient) -> None:
     """A pushed SMS whose body holds half a surrogate pair is recorded with U+FFFD in its place."""
     client = await push_client(bridge)
     raw = b'{"address": "+4917600000002", "sms_id": 99005, "body": "half emoji \\ud83d"}'
@@ -151,14 +130,14 @@ async def test_half_a_surrogate_pair_in_a_pushed_body_arrives_as_the_replacement
     assert [e["sms"]["body"] for e in await bridge.events()] == ["half emoji \ufffd"]
 
 
-async def test_body_that_is_not_json_is_400(bridge: Harness, push_client: Client) -> None:
+async def test_body_that_is_not_json_is_400(bridge: Harness, push_client: PushClient) -> None:
     """A body that is neither JSON nor a form is answered 400."""
     client = await push_client(bridge)
     response = await client.post(PATH, data=b"{not json", headers={"Content-Type": "application/json"})
     assert response.status == 400
 
 
-async def test_wrong_secret_is_404(bridge: Harness, push_client: Client) -> None:
+async def test_wrong_secret_is_404(bridge: Harness, push_client: PushClient) -> None:
     """A wrong secret in the path is answered 404, as if the endpoint did not exist."""
     client = await push_client(bridge)
     response = await client.post("/v1/gateway/guess", json=_incoming(99005))
@@ -166,7 +145,7 @@ async def test_wrong_secret_is_404(bridge: Harness, push_client: Client) -> None
     assert await bridge.events() == []
 
 
-async def test_push_is_404_when_no_secret_is_configured(make_harness: MakeHarness, push_client: Client) -> None:
+async def test_push_is_404_when_no_secret_is_configured(make_harness: MakeHarness, push_client: PushClient) -> None:
     """Without gateway.webhook_secret the push path does not exist."""
     bridge = await make_harness(webhook_secret=None)
     client = await push_client(bridge)
