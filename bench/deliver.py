@@ -66,7 +66,8 @@ def _bodies(rows: int) -> list[tuple[str, str, dict]]:
 async def _fill(store: Store, bodies: list[tuple[str, str, dict]], target: str) -> None:
     now = time.time()
     async with store.transaction() as db:
-        await db.insert_events([(eid, key, "sms.received", json.dumps(payload), now) for eid, key, payload in bodies])
+        await db.insert_events([(eid, key, "sms.received", json.dumps(payload), now, None)
+                                for eid, key, payload in bodies])
         for eid, _, _ in bodies:
             await db.insert_delivery(NewDelivery(eid, "webhook", target, "bench"), now)
 

@@ -157,6 +157,8 @@ class ServerConfig:
     rate_limit: Rate | None = None
     max_body_chars: int = 1600
     max_request_bytes: int = 1_048_576
+    dashboard: bool = True            # the web dashboard under /ui/
+    public_url: str | None = None     # where people reach the bridge; https makes the dashboard's cookie Secure
 
 
 DEFAULT_RETRY: tuple[float, ...] = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0)
@@ -982,6 +984,8 @@ _SERVER = {
     "rate_limit": _Field(_rate),
     "max_body_chars": _Field(_positive_int),
     "max_request_bytes": _Field(_positive_int),
+    "dashboard": _Field(_bool),
+    "public_url": _Field(_http_url),
 }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import email.utils
 import enum
 import functools
@@ -39,7 +40,7 @@ from bridge.config import DEFAULT_RETRY, Config, WebhookConfig
 from bridge.gateway.errors import ApiError, GatewayError
 from bridge.metrics import Metrics
 from bridge.signing import signing_key, webhook_headers
-from bridge.store import Store, StoreError
+from bridge.store import AttemptLog, Store, StoreError
 from bridge.templating import TemplateEngine, TemplateError, render_event_body
 
 if TYPE_CHECKING:
@@ -87,6 +88,8 @@ class Attempt:
     retry_after: float | None = None  # seconds the receiver asked to wait (429/503 `Retry-After`)
     permanent: bool = False           # retrying cannot help (a template error, a request the API refused)
     gone: bool = False                # 410 Gone
+    latency_ms: float | None = None   # from the request to its answer (None: no HTTP request was made)
+    response: str | None = None       # the start of the answer's body
 
 
 def plan_next(attempt: Attempt, attempts_made: int, schedule: Sequence[float], now: float,
@@ -124,16 +127,16 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 def response_attempt(status: int, headers: Mapping[str, str], text: str, now: float) -> Attempt:
     """How an HTTP answer counts: 2xx delivered, 410 gone, anything else retried (`Retry-After` on 429/503)."""
     if 200 <= status < 300:
-        return Attempt(status)
+        return Attempt(status, response=text)
     if status == 410:
-        return Attempt(status, "HTTP 410 Gone", gone=True)
+        return Attempt(status, "HTTP 410 Gone", gone=True, response=text)
     error = f"HTTP {status}"
     if 300 <= status < 400:
         error += " (redirects are not followed: configure the final URL)"
     elif text:
         error += f": {text}"
     retry_after = parse_retry_after(headers.get("Retry-After"), now) if status in (429, 503) else None
-    return Attempt(status, error, retry_after)
+    return Attempt(status, error, retry_after, response=text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +214,7 @@ class _Record:
     next_attempt_ts: float
     error: str | None
     status: int | None
+    log: AttemptLog
     disable: str | None = None  # the target to disable
 
 
@@ -254,6 +258,7 @@ class _RecordWriter:
         async with self._store.transaction() as db:
             await db.record_attempts([(r.delivery_id, r.state, r.next_attempt_ts, r.error, r.status) for r in records],
                                      now)
+            await db.log_attempts([r.log for r in records], now)
             return [r.disable is not None and await db.disable_target(r.disable, r.error or "", now)
                     for r in records]
 
@@ -435,7 +440,9 @@ class DeliveryWorker:
         state = {Outcome.DELIVERED: DeliveryState.DELIVERED, Outcome.DEAD: DeliveryState.DEAD}.get(
             outcome, DeliveryState.PENDING)
         disable = lane.label if outcome is Outcome.DISABLED else None
-        record = _Record(row.id, state, next_ts, attempt.error, attempt.status, disable)
+        log_entry = AttemptLog(row.id, outcome.value, attempt.status, attempt.latency_ms, attempt.error,
+                               attempt.response)
+        record = _Record(row.id, state, next_ts, attempt.error, attempt.status, log_entry, disable)
         # The worker goes on with the next row while this outcome waits for the next commit.
         self._writer.submit(record, functools.partial(self._recorded, lane, row, attempt, outcome, next_ts, now))
 
@@ -458,15 +465,17 @@ class DeliveryWorker:
         headers = lane.headers.copy()
         headers.setdefault("Content-Type", content_type)
         headers.update(webhook_headers(row.event_id, int(now), body, lane.key))
+        began = time.monotonic()
         try:
             async with self._session.post(webhook.url, data=body, headers=headers, timeout=lane.timeout,
                                           allow_redirects=False) as response:
                 text = await _read_text(response)
-                return response_attempt(response.status, response.headers, text, self._clock())
+                attempt = response_attempt(response.status, response.headers, text, self._clock())
         except TimeoutError:
-            return Attempt(error=f"no answer within {webhook.timeout:g}s")
+            attempt = Attempt(error=f"no answer within {webhook.timeout:g}s")
         except aiohttp.ClientError as exc:
-            return Attempt(error=_client_error(exc))
+            attempt = Attempt(error=_client_error(exc))
+        return dataclasses.replace(attempt, latency_ms=(time.monotonic() - began) * 1000)
 
     def _render(self, webhook: WebhookConfig, row: _Due, now: float) -> tuple[bytes, str]:
         """The body and Content-Type: the row's template, else the target's, else the event JSON."""

@@ -43,8 +43,8 @@ from bridge.config import SafetyConfig
 from bridge.events import DeviceFacts, Event, EventType, SmsFacts, device_event, sms_event
 from bridge.gateway.models import Device, Sms, Status
 from bridge.metrics import Metrics
-from bridge.rules import AddTag, Deliver, Failed, OptIn, OptOut, PlannedAction, Router, SendSms
-from bridge.store import NewDelivery, NewSend, Row, Store, Tx
+from bridge.rules import AddTag, Deliver, OptIn, OptOut, PlannedAction, Router, SendSms
+from bridge.store import EventAction, NewDelivery, NewSend, Row, Store, Tx
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +325,8 @@ class Pipeline:
                 known.add(event.dedupe_key)
                 fresh.append(event)
         dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-        await db.insert_events([(e.id, e.dedupe_key, str(e.type), dumps(e.to_json()), now) for e in fresh])
+        await db.insert_events([(e.id, e.dedupe_key, str(e.type), dumps(e.to_json()), now,
+                                 e.sms.id if e.sms else None) for e in fresh])
         return fresh
 
     async def _act(self, db: Tx, events: list[Event], batch: _Batch,
@@ -336,11 +337,14 @@ class Pipeline:
         """
         sends = deliveries = 0
         routed: list[_Routed] = []
+        taken: list[EventAction] = []
         own_numbers = [n for numbers in batch.numbers.values() for n in numbers if n]
         for event in events:
             notes: list[str] = []
             if event.type is EventType.RECEIVED and event.sms is not None and event.sms.sender:
-                await self._keywords(db, event.sms, now, notes)
+                keyword = await self._keywords(db, event.id, event.sms, now, notes)
+                if keyword is not None:
+                    taken.append(keyword)
             try:
                 actions = self.router.route(event, batch.now_dt)
             except Exception:  # a routing bug must not block every later event behind this one
@@ -348,57 +352,64 @@ class Pipeline:
                 actions = ()
             routed.append(_Routed(event, actions, notes))
             for index, action in enumerate(actions):
-                queued = await self._apply(db, event, index, action, own_numbers, now, notes)
-                sends += queued == "send"
-                deliveries += queued == "delivery"
+                done = await self._apply(db, event, index, action, own_numbers, now, notes)
+                taken.append(done)
+                sends += done.outcome == "queued" and done.action in ("reply", "send")
+                deliveries += done.outcome == "queued" and done.action in ("webhook", "tag")
+        await db.insert_event_actions(taken)
         return sends, deliveries, routed
 
-    async def _keywords(self, db: Tx, sms: SmsFacts, now: float, notes: list[str]) -> None:
+    async def _keywords(self, db: Tx, event_id: str, sms: SmsFacts, now: float,
+                        notes: list[str]) -> EventAction | None:
         """The opt-out / opt-in keywords of `safety` (as checks.is_opt_out / is_opt_in read them)."""
         word = checks.keyword_of(sms.body)
-        if word and (word in self._opt_out or word in self._opt_in):
-            sender = checks.normalize_number(sms.sender or "")
-            opted_out = word in self._opt_out
-            await db.set_opted_out(sender, opted_out, "keyword", now)
-            notes.append(_opt_note(sender, opted_out, f"keyword {word.upper()}"))
+        if not word or (word not in self._opt_out and word not in self._opt_in):
+            return None
+        sender = checks.normalize_number(sms.sender or "")
+        opted_out = word in self._opt_out
+        await db.set_opted_out(sender, opted_out, "keyword", now)
+        notes.append(_opt_note(sender, opted_out, f"keyword {word.upper()}"))
+        # Position -1: before the rules' actions, which are numbered from 0.
+        return EventAction(event_id, -1, None, "opt_out" if opted_out else "opt_in", sender, "done",
+                           f"safety keyword {word.upper()}")
 
     async def _apply(self, db: Tx, event: Event, index: int, action: PlannedAction,
-                     own_numbers: list[str], now: float, notes: list[str]) -> str | None:
-        """Write one planned action; returns "send" or "delivery" for what it queued.
+                     own_numbers: list[str], now: float, notes: list[str]) -> EventAction:
+        """Write one planned action; returns what became of it.
 
         What safety did or refused is added to `notes`, logged after the event's own line.
         """
         if isinstance(action, SendSms):
+            verb = "reply" if action.is_reply else "send"
             refusal = await self._refusal(db, action, own_numbers, now)
             if refusal is not None:
-                verb = "reply" if action.is_reply else "send"
                 notes.append(f"safety: rule {action.rule}: no {verb} to {action.to}: {refusal.message}")
                 self.metrics.sends.labels(outcome=f"refused_{refusal.value}").inc()
-                return None
+                return EventAction(event.id, index, action.rule, verb, action.to, "refused", refusal.value)
             await db.insert_send(NewSend(
                 id=_send_id(event, index), source=f"rule:{action.rule}", recipients=(action.to,), body=action.text,
                 device_id=action.device_id, sim=action.sim, event_id=event.id, is_reply=action.is_reply,
             ), now)
-            return "send"
+            return EventAction(event.id, index, action.rule, verb, action.to, "queued")
         if isinstance(action, Deliver):
             spec: dict[str, object] = {"match": dict(action.match)}
             if action.template is not None:
                 spec["template"] = action.template
             await db.insert_delivery(NewDelivery(event.id, "webhook", action.webhook, action.rule, spec), now)
-            return "delivery"
+            return EventAction(event.id, index, action.rule, "webhook", action.webhook, "queued")
         if isinstance(action, AddTag):
             spec = {"phone": action.phone, "name": action.name}
             await db.insert_delivery(NewDelivery(event.id, "tag", str(action.tag_id), action.rule, spec), now)
-            return "delivery"
+            return EventAction(event.id, index, action.rule, "tag", str(action.tag_id), "queued")
         if isinstance(action, (OptOut, OptIn)):
             number = checks.normalize_number(action.number)
-            await db.set_opted_out(number, isinstance(action, OptOut), f"rule:{action.rule}", now)
-            notes.append(_opt_note(number, isinstance(action, OptOut), f"rule {action.rule}"))
-            return None
-        if isinstance(action, Failed):
-            log.warning("rule %s: action %d could not be planned: %s", action.rule, action.action_index,
-                        action.message, extra={"event_id": event.id})
-        return None
+            opted_out = isinstance(action, OptOut)
+            await db.set_opted_out(number, opted_out, f"rule:{action.rule}", now)
+            notes.append(_opt_note(number, opted_out, f"rule {action.rule}"))
+            return EventAction(event.id, index, action.rule, "opt_out" if opted_out else "opt_in", number, "done")
+        log.warning("rule %s: action %d could not be planned: %s", action.rule, action.action_index,
+                    action.message, extra={"event_id": event.id})
+        return EventAction(event.id, index, action.rule, "failed", None, "failed", action.message)
 
     async def _refusal(self, db: Tx, action: SendSms, own_numbers: list[str],
                        now: float) -> checks.Refusal | None:

@@ -623,3 +623,10 @@ def test_issue_format() -> None:
     """A ConfigIssue prints as FILE:LINE: key.path: message, and without a path as FILE:LINE: message."""
     assert str(ConfigIssue("r.yaml", 3, "poll.interval", "bad")) == "r.yaml:3: poll.interval: bad"
     assert str(ConfigIssue("r.yaml", 1, "", "empty")) == "r.yaml:1: empty"
+
+
+def test_dashboard_is_on_by_default_and_public_url_must_be_a_url(write_config: WriteConfig) -> None:
+    """server.dashboard defaults to true; server.public_url is an http(s) URL, else an error naming its line."""
+    assert load(write_config(BASE)).server.dashboard is True
+    found = issues(write_config(BASE + "  public_url: ftp://x\n"))
+    assert found == ["rules.yaml:5: server.public_url: must be an http:// or https:// URL with a host"]

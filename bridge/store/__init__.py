@@ -9,11 +9,11 @@ from bridge.config import StorageConfig
 from bridge.store.base import Store, Tx
 from bridge.store.errors import SchemaTooNew, StoreCorrupt, StoreError, StoreRejected, StoreUnavailable
 from bridge.store.migrations import MIGRATIONS, SCHEMA_VERSION
-from bridge.store.records import MESSAGE_COLUMNS, NewDelivery, NewSend, Row
+from bridge.store.records import MESSAGE_COLUMNS, AttemptLog, EventAction, NewDelivery, NewSend, Row
 from bridge.store.sqlite import SqliteStore
 
 __all__ = [
-    "MESSAGE_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "NewDelivery", "NewSend", "Row", "SchemaTooNew",
+    "MESSAGE_COLUMNS", "MIGRATIONS", "AttemptLog", "EventAction", "SCHEMA_VERSION", "NewDelivery", "NewSend", "Row", "SchemaTooNew",
     "SqliteStore", "Store", "StoreCorrupt", "StoreError", "StoreRejected", "StoreUnavailable", "Tx", "open_store",
 ]
 

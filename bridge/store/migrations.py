@@ -159,6 +159,45 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE recipients ADD COLUMN correlation_id INTEGER;
     UPDATE recipients SET correlation_id = id;
     """,
+    # 6: what the dashboard shows: each event's SMS, what the rules did with it, every delivery attempt, and
+    # the indexes its lists and searches walk (newest first). Events recorded before keep sms_id NULL.
+    """
+    ALTER TABLE events ADD COLUMN sms_id INTEGER;
+    CREATE INDEX events_sms ON events (sms_id, created_ts) WHERE sms_id IS NOT NULL;
+    CREATE INDEX events_created ON events (created_ts);
+
+    CREATE TABLE event_actions (
+        event_id    TEXT NOT NULL REFERENCES events (id),
+        position    INTEGER NOT NULL,
+        rule        TEXT,                         -- NULL: the safety keywords, which act without a rule
+        action      TEXT NOT NULL,                -- reply | send | webhook | tag | opt_out | opt_in | failed
+        target      TEXT,                         -- the number, webhook name or tag id
+        outcome     TEXT NOT NULL,                -- queued | refused | done | failed
+        reason      TEXT,                         -- the safety refusal, or why it could not be planned
+        PRIMARY KEY (event_id, position)
+    );
+
+    CREATE TABLE delivery_attempts (
+        id          INTEGER PRIMARY KEY,
+        outbox_id   INTEGER NOT NULL REFERENCES outbox (id),
+        ts          REAL NOT NULL,
+        outcome     TEXT NOT NULL,                -- delivered | retry | dead | disabled
+        status      INTEGER,                      -- the HTTP status code, when there was an answer
+        latency_ms  REAL,
+        error       TEXT,
+        response    TEXT                          -- the first characters of the answer's body
+    );
+    CREATE INDEX delivery_attempts_outbox ON delivery_attempts (outbox_id, id);
+    CREATE INDEX delivery_attempts_ts ON delivery_attempts (ts);
+
+    CREATE INDEX messages_number ON messages (number, created_ts);
+    CREATE INDEX messages_device ON messages (device_id, created_ts);
+    CREATE INDEX messages_status ON messages (status, created_ts);
+    CREATE INDEX outbox_target ON outbox (target, id);
+    CREATE INDEX outbox_event ON outbox (event_id);
+    CREATE INDEX sends_created ON sends (created_ts);
+    CREATE INDEX sends_event ON sends (event_id) WHERE event_id IS NOT NULL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 
 from bridge.store.access import Access
-from bridge.store.records import NewDelivery, Row
+from bridge.store.records import AttemptLog, NewDelivery, Row
 
 
 class OutboxOps(ABC):
@@ -37,6 +37,10 @@ class OutboxOps(ABC):
                               now: float) -> None:
         """Count one attempt of each outbox row and set its outcome; each outcome is
         (id, state, next_attempt_ts, last_error, last_status)."""
+
+    @abstractmethod
+    async def log_attempts(self, attempts: Iterable[AttemptLog], now: float) -> None:
+        """Keep the history of delivery attempts (the outbox row holds only the last)."""
 
     @abstractmethod
     async def disable_target(self, name: str, reason: str, now: float) -> bool:

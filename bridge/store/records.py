@@ -42,3 +42,28 @@ class NewDelivery:
     target: str
     rule: str | None
     spec: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EventAction:
+    """What became of one action planned for an event (or of the safety keyword it carried)."""
+
+    event_id: str
+    position: int
+    rule: str | None
+    action: str
+    target: str | None
+    outcome: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptLog:
+    """One delivery attempt as the history keeps it."""
+
+    delivery_id: int
+    outcome: str
+    status: int | None
+    latency_ms: float | None
+    error: str | None
+    response: str | None

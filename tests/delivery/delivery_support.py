@@ -150,7 +150,9 @@ def inbound_event(body: str = "INFO please", sender: str = "+4912312312332") -> 
 async def add_event(store: Store, event: Event, now: float) -> None:
     """Store an event as the pipeline does: its JSON with `rule` null."""
     async with store.transaction() as db:
-        await db.insert_events([(event.id, event.dedupe_key, str(event.type), json.dumps(event.to_json()), now)])
+        row = (event.id, event.dedupe_key, str(event.type), json.dumps(event.to_json()), now,
+               event.sms.id if event.sms else None)
+        await db.insert_events([row])
 
 
 async def queue(store: Store, now: float, *deliveries: NewDelivery) -> None:

@@ -229,3 +229,19 @@ async def test_outcomes_are_counted_per_target(sink, store, make_worker, clock, 
         return metrics.registry.get_sample_value("bridge_deliveries_total", {"target": "crm", "outcome": outcome})
 
     assert (count("retry"), count("delivered")) == (1, 1)
+
+
+async def test_every_attempt_is_kept_with_its_status_latency_and_answer(sink, store, make_worker, clock):
+    """Each attempt of a delivery is kept in order with its outcome, HTTP status, latency and answer's start."""
+    worker = make_worker(target(sink, retry=(0, 5)))
+    sink.answer("/crm", 500, body="database <down>")
+    await queue_webhook(store, clock())
+    await worker.deliver_due_once()
+    clock.advance(10)
+    await worker.deliver_due_once()
+    rows = await store.fetch_all(
+        "SELECT outcome, status, error, response, latency_ms FROM delivery_attempts ORDER BY id")
+    assert [(r["outcome"], r["status"], r["response"]) for r in rows] == \
+        [("retry", 500, "database <down>"), ("delivered", 200, "")]
+    assert rows[0]["error"] == "HTTP 500: database <down>"
+    assert all(r["latency_ms"] is not None and 0 <= r["latency_ms"] < 5000 for r in rows)

@@ -169,3 +169,35 @@ async def test_inbound_line_leaves_out_an_unknown_receiving_number(make_harness:
     await bridge.poller.poll_once()
     (line,) = bridge_lines(caplog)
     assert " from +4917642111111: 'hello'" in line and "None" not in line
+
+
+async def _taken(bridge: Harness) -> list[tuple]:
+    rows = await bridge.store.fetch_all(
+        "SELECT position, rule, action, target, outcome, reason FROM event_actions ORDER BY event_id, position")
+    return [tuple(row) for row in rows]
+
+
+async def test_what_the_rules_did_is_kept_with_the_event(make_harness: MakeHarness) -> None:
+    """Each action an event's rules planned is recorded with its outcome, a refused reply with its safety reason."""
+    bridge = await _routed(make_harness)
+    await bridge.inbound("DHL", "INFO your parcel")
+    await bridge.poller.poll_once()
+    assert await _taken(bridge) == [(0, "info", "reply", "DHL", "refused", "alphanumeric"),
+                                    (1, "info", "webhook", "crm", "queued", None)]
+
+
+async def test_a_safety_keyword_is_kept_as_an_action_without_a_rule(bridge: Harness) -> None:
+    """STOP is recorded as an opt-out done by the safety keyword, with no rule."""
+    await bridge.poller.poll_once()
+    await bridge.inbound("+33 6 12 34 56 78", "STOP")
+    await bridge.poller.poll_once()
+    assert await _taken(bridge) == [(-1, None, "opt_out", "+33612345678", "done", "safety keyword STOP")]
+
+
+async def test_an_sms_event_names_its_sms(bridge: Harness) -> None:
+    """Every SMS event is stored with the id of its SMS, so its history can be looked up."""
+    await bridge.poller.poll_once()
+    sms_id = await bridge.inbound("+4917642111111", "hello")
+    await bridge.poller.poll_once()
+    assert [tuple(r) for r in await bridge.store.fetch_all("SELECT type, sms_id FROM events")] == \
+        [("sms.received", sms_id)]

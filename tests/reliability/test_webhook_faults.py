@@ -71,7 +71,7 @@ async def queue_event(store: Store, now: float, sms_id: int = 62050971) -> Event
                                                    Status.RECEIVED, None, created, None), created)
     async with store.transaction() as db:
         await db.insert_events([(event.id, event.dedupe_key, str(event.type), json.dumps(event.to_json()),
-                                        now)])
+                                 now, sms_id)])
         await db.insert_delivery(NewDelivery(event.id, "webhook", "sink", "every-inbound"), now)
     return event
 

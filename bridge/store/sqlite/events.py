@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import aiosqlite
 
 from bridge.store.events import EventOps
+from bridge.store.records import EventAction
 
 
 class SqliteEvents(EventOps):
@@ -23,8 +24,16 @@ class SqliteEvents(EventOps):
         )
         return {row[0] for row in await cursor.fetchall()}
 
-    async def insert_events(self, rows: Iterable[tuple[str, str, str, str, float]]) -> None:
-        """Add events as (id, dedupe key, type, payload JSON, created_ts)."""
+    async def insert_events(self, rows: Iterable[tuple[str, str, str, str, float, int | None]]) -> None:
+        """Add events as (id, dedupe key, type, payload JSON, created_ts, sms id or None)."""
         await self._db.executemany(
-            "INSERT INTO events (id, dedupe_key, type, payload, created_ts) VALUES (?, ?, ?, ?, ?)", rows
+            "INSERT INTO events (id, dedupe_key, type, payload, created_ts, sms_id) VALUES (?, ?, ?, ?, ?, ?)", rows
+        )
+
+    async def insert_event_actions(self, rows: Iterable[EventAction]) -> None:
+        """Note what the rules and the safety keywords did with events."""
+        await self._db.executemany(
+            "INSERT INTO event_actions (event_id, position, rule, action, target, outcome, reason) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, position) DO NOTHING",
+            [(a.event_id, a.position, a.rule, a.action, a.target, a.outcome, a.reason) for a in rows],
         )

@@ -9,7 +9,7 @@ from typing import Any
 import aiosqlite
 
 from bridge.store.outbox import OutboxOps
-from bridge.store.records import NewDelivery, Row
+from bridge.store.records import AttemptLog, NewDelivery, Row
 
 
 class SqliteOutbox(OutboxOps):
@@ -67,6 +67,14 @@ class SqliteOutbox(OutboxOps):
             "UPDATE outbox SET state = ?, attempts = attempts + 1, next_attempt_ts = ?, last_error = ?, "
             "last_status = ?, updated_ts = ? WHERE id = ?",
             [(state, next_ts, error, status, now, row_id) for row_id, state, next_ts, error, status in outcomes],
+        )
+
+    async def log_attempts(self, attempts: Iterable[AttemptLog], now: float) -> None:
+        """Keep the history of delivery attempts (the outbox row holds only the last)."""
+        await self._db.executemany(
+            "INSERT INTO delivery_attempts (outbox_id, ts, outcome, status, latency_ms, error, response) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(a.delivery_id, now, a.outcome, a.status, a.latency_ms, a.error, a.response) for a in attempts],
         )
 
     async def disable_target(self, name: str, reason: str, now: float) -> bool:
