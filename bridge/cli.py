@@ -16,17 +16,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import aiohttp
 from aiohttp import web
 
-from bridge import __version__, delivery, safety
+from bridge import __version__, delivery, dryrun
 from bridge.config import Config, ConfigError, load_config
-from bridge.events import RULE_EVENT_NAMES, DeviceFacts, Event, EventType, SmsFacts, device_event, sms_event
+from bridge.events import RULE_EVENT_NAMES
 from bridge.gateway.client import GatewayClient
 from bridge.gateway.errors import GatewayError, UpstreamUnavailable
 from bridge.gateway.models import STATUS_NAMES, OutgoingSms, SimInfo, Sms, Status
 from bridge.gateway.simulator import build_simulator_app
-from bridge.rules import AddTag, Deliver, OptIn, OptOut, PlannedAction, Router, RuleError, SendSms
+from bridge.rules import RuleError
 from bridge.server import ApiProblem, recipients
 from bridge.store import Store, StoreError, open_store
-from bridge.templating import TemplateEngine, TemplateError, render_event_body
 from bridge.logs import FORMATS, LEVELS, register_secrets, setup_logging
 
 EXIT_OK = 0
@@ -541,28 +540,15 @@ def _add_routing_commands(commands: argparse._SubParsersAction) -> None:
 
 def _route(args: argparse.Namespace) -> int:
     config = load_config_or_exit(args)
-    zone = ZoneInfo(config.gateway.timezone)
-    at = _route_time(args.at, zone)
-    event = _route_event(args, config, at)
-    engine = TemplateEngine(config.templates_dir, default_region=config.gateway.default_region)
+    at = _route_time(args.at, ZoneInfo(config.gateway.timezone))
+    request = dryrun.RouteRequest(args.event, args.sender, args.to, args.body, args.status, args.previous_status,
+                                  args.sms_id, args.device_id, args.sim)
     try:
-        router = Router.for_config(config, engine)
-    except RuleError as exc:
-        raise CommandError(f"{args.config}: {exc}") from None
-    print(f"event: {event.type} {event.id} at {at.isoformat()}")
-    for note in _event_safety_notes(event, config):
-        print(f"safety: {note}")
-    found = router.matches(event, at)
-    if not found:
-        print("no rule matches")
-    for match in found:
-        groups = "".join(f" {name}={value!r}" for name, value in match.match.items())
-        print(f"rule {match.rule}{' (default)' if match.default else ''}{groups}")
-        for action in match.actions:
-            for line in _describe_action(action, event, config, engine, at.astimezone(zone)):
-                print(f"  {line}")
-        if not match.actions:
-            print("  (no actions for this event)")
+        lines = dryrun.route_lines(config, request, at)
+    except (dryrun.RouteError, RuleError) as exc:
+        raise CommandError(f"{args.config}: {exc}" if isinstance(exc, RuleError) else str(exc)) from None
+    for line in lines:
+        print(line)
     return EXIT_OK
 
 
@@ -575,87 +561,6 @@ def _route_time(text: str | None, zone: ZoneInfo) -> datetime:
     except ValueError:
         raise CommandError(f"--at: {text!r} is not an ISO 8601 time (e.g. 2026-11-24T22:30)") from None
     return at if at.tzinfo is not None else at.replace(tzinfo=zone)
-
-
-def _route_event(args: argparse.Namespace, config: Config, at: datetime) -> Event:
-    """The event the options describe."""
-    device_id = args.device_id if args.device_id is not None else config.gateway.device_id
-    if args.event in ("device_offline", "device_online"):
-        if device_id is None:
-            raise CommandError(f"--event {args.event} needs --device-id (or gateway.device_id)")
-        facts = DeviceFacts(device_id, f"device {device_id}", at, ())
-        return device_event(args.event == "device_online", facts, at, "route")
-    sim = args.sim if args.sim is not None else config.gateway.sim
-    if args.event == "inbound":
-        if args.sender is None or args.body is None:
-            raise CommandError("--event inbound needs --from and --body")
-        facts = SmsFacts(args.sms_id, args.sender, args.to, args.body, device_id, sim, Status.RECEIVED, None,
-                         at, None)
-        return sms_event(EventType.RECEIVED, facts, at)
-    kind = EventType.STATUS if args.event == "status" else EventType.STUCK
-    status = Status.from_name(args.status or ("delivered" if kind is EventType.STATUS else "pending"))[0]
-    previous = Status.from_name(args.previous_status)[0] if args.previous_status else None
-    facts = SmsFacts(args.sms_id, args.sender, args.to, args.body or "", device_id, sim, status, previous, at, None)
-    return sms_event(kind, facts, at)
-
-
-def _event_safety_notes(event: Event, config: Config) -> list[str]:
-    """What the stateless safety rules say about an inbound SMS's sender and keyword."""
-    sms = event.sms
-    if event.type is not EventType.RECEIVED or sms is None or not sms.sender:
-        return []
-    notes = []
-    if safety.is_alphanumeric_sender(sms.sender):
-        notes.append(f"{sms.sender} is an alphanumeric sender id: replies to it are refused "
-                     "(unless the reply sets allow_alphanumeric)")
-    if safety.is_opt_out(sms.body, config.safety):
-        notes.append(f"{safety.keyword_of(sms.body).upper()} is an opt-out keyword: {sms.sender} goes on the "
-                     "opt-out list, and sends to it are refused from now on")
-    elif safety.is_opt_in(sms.body, config.safety):
-        notes.append(f"{safety.keyword_of(sms.body).upper()} is an opt-in keyword: {sms.sender} comes off the "
-                     "opt-out list")
-    return notes
-
-
-def _describe_action(action: PlannedAction, event: Event, config: Config, engine: TemplateEngine,
-                     now: datetime) -> list[str]:
-    """Lines describing one planned action, webhook bodies rendered as delivery would render them."""
-    if isinstance(action, SendSms):
-        verb = "reply" if action.is_reply else "send"
-        device = "default device" if action.device_id is None else f"device {action.device_id}"
-        sim = "default SIM" if action.sim is None else f"SIM {action.sim}"
-        lines = [f"{verb} to {action.to} ({device}, {sim}): {json.dumps(action.text, ensure_ascii=False)}"]
-        refusal = _stateless_refusal(action, event, config)
-        return lines + ([f"  would be refused: {refusal.message}"] if refusal else [])
-    if isinstance(action, Deliver):
-        webhook = config.webhooks.get(action.webhook)
-        template = action.template or (webhook.template if webhook else None)
-        try:
-            body = render_event_body(engine, template, event.to_json(action.rule), action.match, now)
-        except TemplateError as exc:
-            return [f"webhook {action.webhook}: FAILED to render: {exc}"]
-        return [f"webhook {action.webhook} ({template or 'event JSON'}, {body.content_type}):",
-                *(f"  {line}" for line in body.body.splitlines())]
-    if isinstance(action, AddTag):
-        return [f"tag {action.tag_id}: {action.phone} as {action.name!r}"]
-    if isinstance(action, OptOut):
-        return [f"opt out {action.number}"]
-    if isinstance(action, OptIn):
-        return [f"opt in {action.number}"]
-    return [f"FAILED action {action.action_index}: {action.message}"]
-
-
-def _stateless_refusal(action: SendSms, event: Event, config: Config) -> safety.Refusal | None:
-    """The refusal the data at hand already decides: an alphanumeric recipient, or a sender opting out now."""
-    if not action.allow_alphanumeric and safety.is_alphanumeric_sender(action.to):
-        return safety.Refusal.ALPHANUMERIC
-    sms = event.sms
-    if event.type is not EventType.RECEIVED or sms is None or sms.sender is None:
-        return None
-    if safety.is_opt_out(sms.body, config.safety) and (
-            safety.normalize_number(action.to) == safety.normalize_number(sms.sender)):
-        return safety.Refusal.OPTED_OUT
-    return None
 
 
 # --- deliveries, replay ------------------------------------------------------------------------
