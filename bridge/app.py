@@ -17,6 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bridge import appkeys
 from bridge.config import Config, GatewayConfig, Secret
+from bridge.dashboard import setup_dashboard
 from bridge.delivery import DeliveryWorker
 from bridge.gateway.client import GatewayClient
 from bridge.gateway.simulator import build_simulator_app, serve_simulator
@@ -45,6 +46,8 @@ def build_app(config: Config, *, clock: Callable[[], float] = time.time) -> web.
     app.cleanup_ctx.append(_upstream_ctx)
     app.cleanup_ctx.append(_workers_ctx(clock))
     setup_api(app)
+    if config.server.dashboard:
+        setup_dashboard(app)
     return app
 
 

@@ -93,8 +93,8 @@ def error_response(status: int, message: str, field: str | None = None,
 
 
 @dataclass(slots=True)
-class _RateLimiter:
-    """A token bucket per API key scope."""
+class RateLimiter:
+    """A token bucket per scope (an API key, a client address)."""
 
     rate: Rate
     buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # scope -> (tokens, at)
@@ -117,7 +117,7 @@ class _Api:
 
     config: Config
     keys: tuple[bytes, ...]
-    limiter: _RateLimiter | None
+    limiter: RateLimiter | None
     engine: TemplateEngine
     zone: ZoneInfo
     openapi: bytes
@@ -146,7 +146,7 @@ def setup_api(app: web.Application) -> None:
     app[API] = _Api(
         config=config,
         keys=tuple(key.reveal().encode() for key in server.api_keys),
-        limiter=_RateLimiter(server.rate_limit) if server.rate_limit is not None else None,
+        limiter=RateLimiter(server.rate_limit) if server.rate_limit is not None else None,
         engine=TemplateEngine(config.templates_dir, default_region=config.gateway.default_region),
         zone=ZoneInfo(config.gateway.timezone),
         openapi=json.dumps(openapi_document(config), indent=1).encode(),

@@ -1,0 +1,153 @@
+"""Helpers of the dashboard tests: its config, a signed-in HTTP client, and headless Chromium under Selenium."""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+API_KEY = "k-dashboard-0123456789"
+HOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+XSS = "<img src=x onerror=alert(1)>"
+WAIT = 20.0
+_CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
+
+_CONFIG = """\
+gateway:
+  url: {sim_url}
+  email: demo@example.com
+  password: demo
+  device_id: 1576
+  default_region: DE
+  timezone: Europe/Paris
+  timeout: 500ms
+poll:
+  interval: 200ms
+  devices_interval: 2s
+  stuck_after: 1h
+storage:
+  path: {db}
+server:
+  listen: 127.0.0.1:0
+  api_keys: ["{key}"]
+{server_extra}
+safety:
+  reply_cooldown: 0s
+webhooks:
+  sink:
+    url: {sink_url}/events/t0ken-in-path
+    secret: {secret}
+    timeout: 2s
+    retry: {retry}
+rules:
+  - name: every-inbound
+    match: {{event: inbound}}
+    actions: [{{webhook: sink}}]
+"""
+
+
+def write_dashboard_config(directory: Path, sim_url: str, sink_url: str, *, server: str = "",
+                           retry: str = "[0s, 100ms]") -> Path:
+    """A rules.yaml polling `sim_url` every 200 ms, each inbound SMS to the sink (retried on `retry`)."""
+    path = directory / "rules.yaml"
+    path.write_text(_CONFIG.format(sim_url=sim_url, db=directory / "bridge.db", key=API_KEY, sink_url=sink_url,
+                                   secret=HOOK_SECRET, retry=retry,
+                                   server_extra="\n".join(f"  {line}" for line in server.splitlines())),
+                    encoding="utf-8")
+    return path
+
+
+def csrf_of(page: str) -> str:
+    """The CSRF token of the first form in a page."""
+    found = _CSRF.search(page)
+    assert found, "the page has no form with a CSRF token"
+    return html.unescape(found.group(1))
+
+
+@dataclass
+class Dashboard:
+    """The dashboard over HTTP, as a browser without JavaScript uses it."""
+
+    url: str
+    session: aiohttp.ClientSession
+
+    async def get(self, path: str, **params: Any) -> tuple[int, str]:
+        """GET a page (redirects followed): its status and HTML."""
+        async with self.session.get(self.url + path, params=params) as response:
+            return response.status, await response.text()
+
+    async def post(self, path: str, fields: dict[str, str], *, form_page: str | None = None) -> tuple[int, str]:
+        """POST a form with the CSRF token of `form_page` (default: the page at `path`): status and HTML."""
+        _, page = await self.get(form_page or path)
+        async with self.session.post(self.url + path, data={"csrf_token": csrf_of(page), **fields}) as response:
+            return response.status, await response.text()
+
+    async def sign_in(self, key: str = API_KEY) -> aiohttp.ClientResponse:
+        """Fill in the sign-in form with `key`."""
+        _, page = await self.get("/ui/login")
+        async with self.session.post(self.url + "/ui/login", data={"csrf_token": csrf_of(page), "key": key},
+                                     allow_redirects=False) as response:
+            await response.read()
+            return response
+
+
+# --- a real browser ----------------------------------------------------------------------------------
+
+CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--window-size=1280,900")
+
+
+@dataclass
+class Browser:
+    """A Selenium-driven headless Chromium."""
+
+    driver: Any
+
+    def open(self, url: str) -> None:
+        """Load a page."""
+        self.driver.get(url)
+
+    def wait_for(self, condition: Any, timeout: float = WAIT, what: str = "condition") -> Any:
+        """Wait until `condition(driver)` is truthy (Selenium's bounded wait); its value."""
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(condition, f"waiting for {what}")
+
+    def screenshot(self, path: Path) -> None:
+        """Save the page as a PNG."""
+        self.driver.save_screenshot(str(path))
+
+
+@contextlib.contextmanager
+def browser_or_skip(profile: Path) -> Iterator[Browser]:
+    """Start headless Chromium with a fresh profile, or skip the test saying what is missing."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if chromium is None or driver_path is None:
+        pytest.skip("Chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
+    try:
+        from selenium import webdriver
+        from selenium.common.exceptions import WebDriverException
+    except ImportError:
+        pytest.skip("selenium is not installed (pip install -e '.[test]')")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    try:
+        driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
+    except WebDriverException as exc:
+        pytest.skip(f"Chromium did not start: {exc.msg}")
+    try:
+        yield Browser(driver)
+    finally:
+        driver.quit()
