@@ -26,7 +26,7 @@ from aiohttp import web
 from bridge.appkeys import CONFIG, STORE
 from bridge.config import Config, Secret, ServerConfig, WebhookConfig
 from bridge.dashboard import setup_dashboard
-from bridge.store import Store
+from bridge.store import SqliteStore
 
 TARGET_MS = 100.0
 KEY = "bench-key"
@@ -73,7 +73,7 @@ def fill(path: Path, count: int) -> None:
 
 async def measure(path: Path, repeat: int, middle: int) -> list[tuple[str, float]]:
     """(page, best milliseconds) for each list page."""
-    store = await Store.open(path)
+    store = await SqliteStore.open(path)
     hooks = {name: WebhookConfig(name=name, url=f"http://127.0.0.1:9/{name}") for name in ("crm", "slack")}
     app = web.Application()
     app[CONFIG] = Config(server=ServerConfig(api_keys=(Secret(KEY),)), webhooks=hooks)
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _create(path: Path) -> None:
-    store = await Store.open(path)
+    store = await SqliteStore.open(path)
     await store.close()
 
 

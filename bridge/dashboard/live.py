@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from bridge.appkeys import STORE
-from bridge.dashboard_reads import DashboardReads
+from bridge.store.dashboard import DashboardReads
 from bridge.store import StoreError
 
 log = logging.getLogger(__name__)

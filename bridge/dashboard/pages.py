@@ -16,7 +16,7 @@ from bridge import delivery, dryrun, safety
 from bridge.appkeys import CONFIG, DELIVERY, POLLER, STORE
 from bridge.dashboard import auth
 from bridge.dashboard.render import Renderer
-from bridge.dashboard_reads import Cursor, DashboardReads, MessageFilter
+from bridge.store.dashboard import Cursor, DashboardReads, MessageFilter
 from bridge.events import RULE_EVENT_NAMES
 from bridge.gateway import parse
 from bridge.gateway.models import STATUS_NAMES, Status
@@ -360,7 +360,7 @@ async def change_opt_out(request: web.Request) -> web.Response:
         raise _done("/ui/opt-outs", "Give a number (up to 64 characters).")
     normal = safety.normalize_number(number)
     async with _store(request).transaction() as db:
-        await Store.set_opted_out(db, normal, opted_out, "dashboard", time.time())
+        await db.set_opted_out(normal, opted_out, "dashboard", time.time())
     raise _done("/ui/opt-outs", f"{normal} {'opted out' if opted_out else 'opted in again'}.")
 
 

@@ -11,7 +11,6 @@ from dashboard_support import API_KEY, HOOK_SECRET, XSS, Dashboard, csrf_of
 from reliability_support import Reply, RunningBridge, SimulatorControl, Sink, eventually
 
 from bridge.appkeys import STORE
-from bridge.store import Store
 
 PAGES = ("/ui/", "/ui/messages", "/ui/deliveries", "/ui/sends", "/ui/devices", "/ui/opt-outs", "/ui/rules")
 
@@ -111,7 +110,7 @@ async def _stored(bridge: RunningBridge, count: int, number: str = "+49153333333
     rows = [(first_id + i, "in", number, f"message {i}", 1576, 0, 5, None, "2026-01-01T00:00:00+00:00",
              base + i, base + i, None) for i in range(count)]
     async with bridge.app[STORE].transaction() as db:
-        await Store.insert_messages(db, rows)
+        await db.insert_messages(rows)
     return [row[0] for row in rows]
 
 

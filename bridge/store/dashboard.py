@@ -1,4 +1,4 @@
-"""Every read the dashboard makes of the store, in one place.
+"""Every read the dashboard makes of the store, in one place (SQLite's placeholders; the SQL itself portable).
 
 Lists are newest first and paged by keyset (`(created_ts, id) < (…)`), never by OFFSET, so a page deep in a
 million rows costs what the first one does; each walks an index of migration 5. The SQL is the portable
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.store import Store
+from bridge.store.base import Store
 
 PAGE_SIZE = 50
 _FEED_OVERLAP = 10.0  # seconds re-read by the live feed: a batch may commit after a later one that began after it
