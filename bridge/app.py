@@ -52,7 +52,8 @@ def build_app(config: Config, *, clock: Callable[[], float] = time.time) -> web.
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[appkeys.STORE] = await open_store(app[appkeys.CONFIG].storage)
+    app[appkeys.STORE] = await open_store(app[appkeys.CONFIG].storage,
+                                          default_region=app[appkeys.CONFIG].gateway.default_region)
     yield
     await app[appkeys.STORE].close()
 
@@ -109,7 +110,8 @@ def _workers_ctx(clock: Callable[[], float]) -> Callable[[web.Application], Asyn
         router = Router.for_config(config, engine)
         sender = Sender(config, store, gateway, metrics, clock)
         delivery = DeliveryWorker(config, store, app[appkeys.HTTP], engine, gateway, metrics, clock)
-        pipeline = Pipeline(store, router, config.safety, metrics, clock)
+        pipeline = Pipeline(store, router, config.safety, metrics, clock,
+                            default_region=config.gateway.default_region)
         pipeline.on_sends = sender.wake
         pipeline.on_deliveries = delivery.wake
         poller = Poller(config, store, gateway, pipeline, metrics, clock)

@@ -664,7 +664,7 @@ def _with_store(config: Config, action: Callable[[Store], Awaitable[_T]]) -> _T:
         raise CommandError(f"no database at {path}: the bridge has not run with this configuration yet")
 
     async def run() -> _T:
-        store = await open_store(config.storage)
+        store = await open_store(config.storage, default_region=config.gateway.default_region)
         try:
             return await action(store)
         finally:

@@ -133,6 +133,6 @@ def _stateless_refusal(action: SendSms, event: Event, config: Config) -> safety.
     if event.type is not EventType.RECEIVED or sms is None or sms.sender is None:
         return None
     if safety.is_opt_out(sms.body, config.safety) and (
-            safety.normalize_number(action.to) == safety.normalize_number(sms.sender)):
+            safety.same_number(action.to, sms.sender, config.gateway.default_region)):
         return safety.Refusal.OPTED_OUT
     return None

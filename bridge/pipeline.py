@@ -22,7 +22,9 @@ Choices where the upstream leaves room:
 - Safety: the opt-out/opt-in keywords act on every inbound SMS, rule or no rule. A send planned by
   a rule to an alphanumeric sender id or to one of the account's own SIM numbers is refused unless
   the action allows it; a reply is refused within `safety.reply_cooldown` of the same rule's last
-  reply to the same sender. The opt-out list and the loop guard are applied by the sender.
+  reply to the same sender. The opt-out list and the loop guard are applied by the sender. Numbers
+  are compared as numbers (`safety.number_readings`): opt-outs and cooldowns are kept under every
+  E.164 number a spelling may stand for, so `+4915…`, `004915…`, `015…` and `4915…` are one sender.
 """
 
 from __future__ import annotations
@@ -264,8 +266,9 @@ class Pipeline:
     """Records observations as state, events and routed actions, one transaction per batch."""
 
     def __init__(self, store: Store, router: Router, safety: SafetyConfig, metrics: Metrics,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *, default_region: str | None = None) -> None:
         self.store = store
+        self.region = default_region
         self.router = router
         self.safety = safety
         self.metrics = metrics
@@ -365,9 +368,8 @@ class Pipeline:
         word = checks.keyword_of(sms.body)
         if not word or (word not in self._opt_out and word not in self._opt_in):
             return None
-        sender = checks.normalize_number(sms.sender or "")
         opted_out = word in self._opt_out
-        await db.set_opted_out(sender, opted_out, "keyword", now)
+        sender = await self._set_opted_out(db, sms.sender or "", opted_out, "keyword", now)
         notes.append(_opt_note(sender, opted_out, f"keyword {word.upper()}"))
         # Position -1: before the rules' actions, which are numbered from 0.
         return EventAction(event_id, -1, None, "opt_out" if opted_out else "opt_in", sender, "done",
@@ -402,9 +404,8 @@ class Pipeline:
             await db.insert_delivery(NewDelivery(event.id, "tag", str(action.tag_id), action.rule, spec), now)
             return EventAction(event.id, index, action.rule, "tag", str(action.tag_id), "queued")
         if isinstance(action, (OptOut, OptIn)):
-            number = checks.normalize_number(action.number)
             opted_out = isinstance(action, OptOut)
-            await db.set_opted_out(number, opted_out, f"rule:{action.rule}", now)
+            number = await self._set_opted_out(db, action.number, opted_out, f"rule:{action.rule}", now)
             notes.append(_opt_note(number, opted_out, f"rule {action.rule}"))
             return EventAction(event.id, index, action.rule, "opt_out" if opted_out else "opt_in", number, "done")
         log.warning("rule %s: action %d could not be planned: %s", action.rule, action.action_index,
@@ -416,16 +417,25 @@ class Pipeline:
         """Why a rule's send must not go out (alphanumeric, own number, reply cooldown), or None."""
         if not action.allow_alphanumeric and checks.is_alphanumeric_sender(action.to):
             return checks.Refusal.ALPHANUMERIC
-        if not action.allow_own_numbers and checks.is_own_number(action.to, own_numbers):
+        if not action.allow_own_numbers and checks.is_own_number(action.to, own_numbers, self.region):
             return checks.Refusal.OWN_NUMBER
         if action.is_reply:
-            number = checks.normalize_number(action.to)
-            last = await db.last_reply_ts(action.rule, number)
-            if not checks.cooldown_allows(None if last is None else _utc(last), _utc(now),
+            readings = checks.number_readings(action.to, self.region)
+            replies = [ts for number in readings if (ts := await db.last_reply_ts(action.rule, number))]
+            if not checks.cooldown_allows(_utc(max(replies)) if replies else None, _utc(now),
                                           self.safety.reply_cooldown):
                 return checks.Refusal.COOLDOWN
-            await db.note_reply(action.rule, number, now)
+            for number in readings:
+                await db.note_reply(action.rule, number, now)
         return None
+
+    async def _set_opted_out(self, db: Tx, number: str, opted_out: bool, source: str, now: float) -> str:
+        """Put every number a spelling may stand for on the opt-out list, or take them off; returns the
+        likeliest one."""
+        readings = checks.number_readings(number, self.region)
+        for reading in readings:
+            await db.set_opted_out(reading, opted_out, source, now)
+        return readings[0]
 
     def _after_commit(self, events: Iterable[Event], routed: list[_Routed], sends: int, deliveries: int) -> None:
         for event, actions, notes in routed:

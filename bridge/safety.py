@@ -8,8 +8,12 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from bridge.config import Rate, SafetyConfig
+from bridge.numbers import e164, is_alphanumeric_sender, normalize_number, number_readings, same_number
 
-_NUMBER_SEPARATORS = str.maketrans("", "", " \t-.()/")
+__all__ = [
+    "Refusal", "cooldown_allows", "e164", "fold", "is_alphanumeric_sender", "is_opt_in", "is_opt_out",
+    "is_own_number", "keyword_of", "loop_guard_allows", "normalize_number", "number_readings", "same_number",
+]
 
 
 class Refusal(enum.StrEnum):
@@ -62,20 +66,9 @@ def _is_punctuation(ch: str) -> bool:
     return unicodedata.category(ch).startswith("P")
 
 
-def normalize_number(number: str) -> str:
-    """A phone number or sender id for comparison: visual separators (spaces, -, ., (), /) removed, casefolded."""
-    return number.translate(_NUMBER_SEPARATORS).casefold()
-
-
-def is_alphanumeric_sender(number: str) -> bool:
-    """True for a sender id with letters ("DHL", "Vodafone"): such senders cannot receive a reply."""
-    return any(ch.isalpha() for ch in number)
-
-
-def is_own_number(number: str, own_numbers: Iterable[str]) -> bool:
-    """True when `number` is one of the gateway's own SIM numbers (separators and case ignored)."""
-    wanted = normalize_number(number)
-    return any(normalize_number(own) == wanted for own in own_numbers)
+def is_own_number(number: str, own_numbers: Iterable[str], region: str | None) -> bool:
+    """True when `number`, however spelled, is one of the gateway's own SIM numbers."""
+    return any(same_number(number, own, region) for own in own_numbers)
 
 
 def is_opt_out(body: str, safety: SafetyConfig) -> bool:

@@ -28,7 +28,6 @@ are the recipient's and it was created around the recipient's submission.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
 import random
@@ -38,8 +37,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
-
-import phonenumbers
 
 from bridge import safety
 from bridge.config import Config
@@ -345,25 +342,27 @@ class Sender:
         """Sort claimed rows into refused (opt-out, loop guard), failed (no device), deferred (pacing), ready."""
         limit = self._config.safety.loop_limit
         region = self._config.gateway.default_region
-        spellings = {r.id: number_spellings(r.number, region) for r in rows}
-        canonical = {rid: forms[0] for rid, forms in spellings.items()}
-        opted = await db.opted_out([form for forms in spellings.values() for form in forms])
-        counts = await db.recent_sends([canonical[r.id] for r in rows if r.attempts == 0], now - limit.per)
+        readings = {r.id: safety.number_readings(r.number, region) for r in rows}
+        opted = await db.opted_out([number for numbers in readings.values() for number in numbers])
+        counts = await db.recent_sends([number for r in rows if r.attempts == 0 for number in readings[r.id]],
+                                       now - limit.per)
         out = _Screened([], [], [], [], [])
         for r in rows:
             device = r.device_id if r.device_id is not None else self._config.gateway.device_id
             if device is None:
                 out.failed.append((r.id, "no device: give device_id or set gateway.device_id", now))
                 continue
-            if opted.intersection(spellings[r.id]):
+            if opted.intersection(readings[r.id]):
                 out.refused.append((r.id, str(safety.Refusal.OPTED_OUT), now))
                 continue
             problem = self._send_at_problem(r)
             if problem is not None:
                 out.failed.append((r.id, problem, now))
                 continue
-            sent_key = (canonical[r.id], _body_hash(r.body))
-            if r.attempts == 0 and not safety.loop_guard_allows(counts.get(sent_key, 0), limit):
+            body_hash = _body_hash(r.body)
+            sent_key = (readings[r.id][0], body_hash)
+            recent = sum(counts.get((number, body_hash), 0) for number in readings[r.id])
+            if r.attempts == 0 and not safety.loop_guard_allows(recent, limit):
                 out.refused.append((r.id, str(safety.Refusal.LOOP_GUARD), now))
                 continue
             bucket = self._bucket(device, now)
@@ -648,22 +647,6 @@ def _backoff(attempt: int) -> float:
 
 def _body_hash(body: str) -> str:
     return hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
-@functools.lru_cache(maxsize=8192)
-def number_spellings(number: str, region: str | None) -> tuple[str, ...]:
-    """How a number may be written in the store: first its canonical form (E.164 when it is a valid number,
-    else as the safety module compares numbers), then its national form and the spelling it came with."""
-    plain = safety.normalize_number(number)
-    try:
-        parsed = phonenumbers.parse(number, region)
-    except phonenumbers.NumberParseException:
-        return (plain,)
-    if not phonenumbers.is_valid_number(parsed):
-        return (plain,)
-    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    national = safety.normalize_number(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL))
-    return tuple(dict.fromkeys((e164, national, plain)))
 
 
 def _same_text(listed: str, ours: str) -> bool:

@@ -15,7 +15,6 @@ Choices where the contract leaves room:
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import hmac
 import json
@@ -30,10 +29,10 @@ from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import phonenumbers
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from bridge.numbers import e164
 from bridge.appkeys import CONFIG, METRICS, POLLER, SENDER, STORE
 from bridge.config import Config, InboundConfig, Rate
 from bridge.gateway import parse
@@ -394,18 +393,6 @@ def recipients(value: Any, region: str | None) -> tuple[str, ...]:
             raise ApiProblem(400, f"{item[:40]!r} is not a valid phone number{hint}", where)
         out[number] = None
     return tuple(out)
-
-
-@functools.lru_cache(maxsize=8192)
-def e164(number: str, region: str | None) -> str | None:
-    """`number` in E.164, or None when it is not a valid phone number (cached: senders repeat recipients)."""
-    try:
-        parsed = phonenumbers.parse(number, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _body(value: Any, max_chars: int) -> str:

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import phonenumbers
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from bridge.numbers import e164
 from bridge.events import Event
 
 BUNDLED_TEMPLATES = Path(__file__).parent / "templates"
@@ -133,13 +133,7 @@ class TemplateEngine:
         """The number in E.164 (`+4915712345678`); anything that is not a valid number comes back unchanged."""
         if not isinstance(number, str):
             return number
-        try:
-            parsed = phonenumbers.parse(number, region or self.default_region)
-        except phonenumbers.NumberParseException:
-            return number
-        if not phonenumbers.is_valid_number(parsed):
-            return number
-        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        return e164(number, region or self.default_region) or number
 
 
 def content_type_of(name: str) -> str:

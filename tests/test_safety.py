@@ -76,7 +76,7 @@ def test_normalize_number(number: str, normal: str) -> None:
 )
 def test_is_own_number(number: str, own: tuple[str, ...], expected: bool) -> None:
     """is_own_number compares against the gateway's SIM numbers without separators."""
-    assert is_own_number(number, own) is expected
+    assert is_own_number(number, own, "DE") is expected
 
 
 @pytest.mark.parametrize(

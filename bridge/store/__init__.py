@@ -18,6 +18,7 @@ __all__ = [
 ]
 
 
-async def open_store(storage: StorageConfig) -> Store:
-    """Open (creating and migrating if needed) the database `storage` names."""
-    return await SqliteStore.open(storage.path, storage.synchronous)
+async def open_store(storage: StorageConfig, *, default_region: str | None = None) -> Store:
+    """Open (creating and migrating if needed) the database `storage` names; `default_region` reads numbers
+    stored without a country code (gateway.default_region)."""
+    return await SqliteStore.open(storage.path, storage.synchronous, default_region=default_region)

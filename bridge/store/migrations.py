@@ -198,8 +198,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX sends_created ON sends (created_ts);
     CREATE INDEX sends_event ON sends (event_id) WHERE event_id IS NOT NULL;
     """,
+    # 7: numbers compared as numbers. Rows only: opt-outs, cooldowns and the loop guard's log are re-keyed
+    # by `bridge.numbers.number_readings`, which SQL cannot compute (see RENUMBERED_AT).
+    "",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+# The version whose upgrade also has the backend re-key stored numbers (`SafetyOps.renumber`), right after its
+# statements; a schema created afresh has no rows to re-key.
+RENUMBERED_AT = 7
 
 
 def statements(script: str) -> list[str]:

@@ -7,7 +7,8 @@ from collections.abc import Iterable
 
 
 class SafetyOps(ABC):
-    """Safety statements inside a transaction."""
+    """Safety statements inside a transaction. Numbers are keyed as `bridge.numbers.number_readings` reads them:
+    an opt-out or a cooldown under every reading of a spelling, a loop-guard entry under the likeliest."""
 
     @abstractmethod
     async def opted_out(self, numbers: Iterable[str]) -> set[str]:
@@ -32,3 +33,7 @@ class SafetyOps(ABC):
     @abstractmethod
     async def note_reply(self, rule: str, number: str, now: float) -> None:
         """Start the reply cooldown of `rule` for `number`."""
+
+    @abstractmethod
+    async def renumber(self, region: str | None) -> None:
+        """Re-key the numbers an older bridge stored as they were spelled (the schema upgrade to version 7)."""

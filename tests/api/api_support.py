@@ -173,7 +173,7 @@ async def start_bridge(config: Config, *, start_sender: bool = True, in_doubt_af
     """Assemble the bridge's pieces around the API (as app.py does) and serve it on a free port."""
     clock = clock or Clock()
     closers: list[Callable[[], Awaitable[None]]] = []
-    store = await SqliteStore.open(config.storage.path)
+    store = await SqliteStore.open(config.storage.path, default_region=config.gateway.default_region)
     closers.append(store.close)
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=config.gateway.timeout))
     closers.append(session.close)
@@ -183,7 +183,7 @@ async def start_bridge(config: Config, *, start_sender: bool = True, in_doubt_af
     metrics = Metrics()
     sender = Sender(config, store, gateway, metrics, clock, in_doubt_after=in_doubt_after)
     router = Router.for_config(config, TemplateEngine(config.templates_dir))
-    pipeline = Pipeline(store, router, config.safety, metrics, clock)
+    pipeline = Pipeline(store, router, config.safety, metrics, clock, default_region=config.gateway.default_region)
     pipeline.on_sends = sender.wake
     poller = Poller(config, store, gateway, pipeline, metrics, clock)
     app = web.Application(client_max_size=config.server.max_request_bytes)

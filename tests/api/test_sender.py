@@ -190,15 +190,6 @@ async def test_opted_out_number_is_refused_and_visible(bridge: Bridge, sim: Sim)
     assert [s["to"] for s in await sim.sent()] == ["+4915752982213"]
 
 
-async def test_opt_out_stored_in_national_format_still_applies(bridge: Bridge, sim: Sim) -> None:
-    """An opt-out recorded as the phone reported it (national format) blocks the E.164 recipient."""
-    async with bridge.store.transaction() as db:
-        await db.set_opted_out("015752982212", True, "keyword", bridge.clock())
-    response = await bridge.send({"to": TO, "body": "promo"})
-    message = await bridge.settled((await response.json())["id"])
-    assert message["status"] == "refused" and await sim.sent() == []
-
-
 async def test_rule_sends_are_screened_too(
         make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
     """A send queued by a rule (not the API) to an opted-out number is refused by the sender."""

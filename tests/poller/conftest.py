@@ -30,12 +30,12 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[MakeHarness]:
         async def make(*, timezone: str = "Europe/Paris", poll: PollConfig = TEST_POLL,
                        rules: tuple[RuleConfig, ...] = (), safety: SafetyConfig = SafetyConfig(),
                        pace: float = 60.0, webhook_secret: str | None = HOOK_SECRET, timeout: float = 5.0,
-                       upstream: FakeUpstream | None = None) -> Harness:
+                       upstream: FakeUpstream | None = None, default_region: str | None = None) -> Harness:
             app = build_simulator_app(timezone=timezone, email=EMAIL, password=PASSWORD, pace=pace, seed=7)
             url = await stack.enter_async_context(serve_simulator(app))
             gateway = GatewayConfig(email=EMAIL, password=Secret(PASSWORD), timezone=timezone, device_id=1576,
                                     webhook_secret=Secret(webhook_secret) if webhook_secret else None,
-                                    timeout=timeout)
+                                    timeout=timeout, default_region=default_region)
             config = Config(gateway=gateway, poll=poll, rules=rules, safety=safety)
             fake_url = await stack.enter_async_context(serve_simulator(upstream.app())) if upstream else None
             harness = Harness(app[SIMULATOR], url, session, config, tmp_path / f"bridge{len(built)}.db", fake_url)

@@ -55,10 +55,11 @@ class Harness:
 
     async def open(self) -> None:
         """Open the store and build the pipeline and poller (as a bridge start does)."""
-        self.store = await SqliteStore.open(self.path)
+        self.store = await SqliteStore.open(self.path, default_region=self.config.gateway.default_region)
         self.metrics = Metrics()
         router = Router.for_config(self.config, TemplateEngine(None))
-        self.pipeline = Pipeline(self.store, router, self.config.safety, self.metrics, self.clock)
+        self.pipeline = Pipeline(self.store, router, self.config.safety, self.metrics, self.clock,
+                                 default_region=self.config.gateway.default_region)
         gateway = GatewayClient(self.session, self.gateway_url or self.url, email=EMAIL, password=PASSWORD,
                                 account_tz=self.config.gateway.timezone, timeout=self.config.gateway.timeout)
         self.poller = Poller(self.config, self.store, gateway, self.pipeline, self.metrics, self.clock)

@@ -99,6 +99,27 @@ async def test_no_reply_to_the_accounts_own_number(make_harness: MakeHarness) ->
     assert await _sends(bridge) == []
 
 
+@pytest.mark.parametrize("sender", ["015100000001", "004915100000001", "4915100000001", "15555215554"])
+async def test_no_reply_to_the_accounts_own_number_in_any_spelling(make_harness: MakeHarness, sender: str) -> None:
+    """A SIM of the account texting INFO gets no auto-reply however its number is spelled: national, 00…, or
+    the digits without the `+` the upstream loses."""
+    bridge = await _routed(make_harness, default_region="DE")
+    await bridge.inbound(sender, "INFO", device_id=1576)
+    await bridge.poller.poll_once()
+    assert await _sends(bridge) == []
+
+
+async def test_reply_cooldown_holds_across_spellings(make_harness: MakeHarness) -> None:
+    """INFO from one number spelled +49…, 0049…, 49… and 0… within the cooldown gets one reply."""
+    bridge = await _routed(make_harness, safety=SafetyConfig(reply_cooldown=300), default_region="DE")
+    for sender in ("+4917642111111", "004917642111111", "4917642111111", "017642111111"):
+        bridge.advance(10)
+        await bridge.inbound(sender, "INFO")
+        await bridge.poller.poll_once()
+    assert len(await bridge.events()) == 4
+    assert len(await _sends(bridge)) == 1
+
+
 async def test_opt_out_keyword_acts_without_any_rule(bridge: Harness) -> None:
     """STOP puts the sender on the opt-out list with no rule configured, and START takes it off."""
     await bridge.poller.poll_once()

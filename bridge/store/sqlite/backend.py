@@ -18,7 +18,7 @@ import aiosqlite
 
 from bridge.store.base import Store, Tx
 from bridge.store.errors import SchemaTooNew, StoreCorrupt, StoreError, StoreRejected, StoreUnavailable
-from bridge.store.migrations import MIGRATIONS, SCHEMA_VERSION, statements
+from bridge.store.migrations import MIGRATIONS, RENUMBERED_AT, SCHEMA_VERSION, statements
 from bridge.store.records import Row
 from bridge.store.sqlite.cursors import SqliteCursors
 from bridge.store.sqlite.devices import SqliteDevices
@@ -55,8 +55,10 @@ class SqliteStore(Store):
         self.path = path
 
     @classmethod
-    async def open(cls, path: str | Path, synchronous: str = "normal", busy_timeout_ms: int = 5000) -> SqliteStore:
-        """Open (creating if needed) and migrate the database at `path`."""
+    async def open(cls, path: str | Path, synchronous: str = "normal", busy_timeout_ms: int = 5000, *,
+                   default_region: str | None = None) -> SqliteStore:
+        """Open (creating if needed) and migrate the database at `path`; numbers an older bridge stored without
+        a country code are read in `default_region` (gateway.default_region)."""
         path = Path(path)
         try:
             db = await aiosqlite.connect(path, isolation_level=None)
@@ -65,7 +67,7 @@ class SqliteStore(Store):
         store = cls(db, path)
         try:
             await store._configure(synchronous, busy_timeout_ms)
-            await store._migrate()
+            await store._migrate(default_region)
         except BaseException:
             await db.close()
             raise
@@ -87,7 +89,7 @@ class SqliteStore(Store):
         if str(mode).lower() != "wal":
             raise StoreError(f"{self.path}: cannot switch the database to WAL mode (got {mode})")
 
-    async def _migrate(self) -> None:
+    async def _migrate(self, region: str | None) -> None:
         try:
             async with self._transaction() as db:
                 await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -101,6 +103,8 @@ class SqliteStore(Store):
                 for version in range(current + 1, SCHEMA_VERSION + 1):
                     for statement in statements(MIGRATIONS[version - 1]):
                         await db.execute(statement)
+                    if version == RENUMBERED_AT:
+                        await self._tx.renumber(region)
                     await db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
         except sqlite3.DatabaseError as exc:
             raise _database_error(self.path, exc) from exc

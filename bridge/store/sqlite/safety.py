@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import aiosqlite
 
+from bridge.numbers import number_readings
 from bridge.store.safety import SafetyOps
 
 
@@ -61,3 +62,24 @@ class SqliteSafety(SafetyOps):
             "ON CONFLICT (rule, number) DO UPDATE SET ts = excluded.ts",
             (rule, number, now),
         )
+
+    async def renumber(self, region: str | None) -> None:
+        """Re-key the numbers an older bridge stored as they were spelled (the schema upgrade to version 7)."""
+        cursor = await self._db.execute("SELECT number, source, created_ts FROM opt_outs ORDER BY created_ts")
+        opt_outs = [(reading, source, ts) for number, source, ts in await cursor.fetchall()
+                    for reading in number_readings(number, region)]
+        await self._db.execute("DELETE FROM opt_outs")
+        await self._db.executemany(
+            "INSERT INTO opt_outs (number, source, created_ts) VALUES (?, ?, ?) ON CONFLICT (number) DO NOTHING",
+            opt_outs)
+        cursor = await self._db.execute("SELECT rule, number, ts FROM cooldowns")
+        cooldowns = [(rule, reading, ts) for rule, number, ts in await cursor.fetchall()
+                     for reading in number_readings(number, region)]
+        await self._db.execute("DELETE FROM cooldowns")
+        await self._db.executemany(
+            "INSERT INTO cooldowns (rule, number, ts) VALUES (?, ?, ?) "
+            "ON CONFLICT (rule, number) DO UPDATE SET ts = max(cooldowns.ts, excluded.ts)", cooldowns)
+        cursor = await self._db.execute("SELECT DISTINCT number FROM sent_log")
+        await self._db.executemany(
+            "UPDATE sent_log SET number = ? WHERE number = ?",
+            [(number_readings(number, region)[0], number) for (number,) in await cursor.fetchall()])
