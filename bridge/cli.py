@@ -549,7 +549,7 @@ def _route(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.config}: {exc}" if isinstance(exc, RuleError) else str(exc)) from None
     for line in lines:
         print(line)
-    return EXIT_OK
+    return EXIT_BAD_INPUT if dryrun.has_failures(lines) else EXIT_OK
 
 
 def _route_time(text: str | None, zone: ZoneInfo) -> datetime:

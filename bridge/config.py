@@ -30,7 +30,7 @@ from yaml.resolver import Resolver
 
 from bridge.events import RULE_EVENT_NAMES
 from bridge.gateway.models import STATUS_NAMES
-from bridge.templating import TemplateEngine, TemplateError
+from bridge.templating import PAYLOAD_NAMES, RULE_NAMES, TemplateEngine, TemplateError
 
 # --- public values ----------------------------------------------------------------------------------------------
 
@@ -699,16 +699,29 @@ def _regex(ctx: _Ctx, v: _Val, path: str) -> Any:
     return value
 
 
-def _template(ctx: _Ctx, v: _Val, path: str) -> Any:
-    """A Jinja template: inline source, or a `.j2` file name in the templates directory."""
-    value = _string(ctx, v, path)
-    if value is _BAD or ctx.engine is None:
+def _template_seeing(names: tuple[str, ...], what: str) -> _Parse:
+    """A parser of Jinja templates (inline source, or a `.j2` file name) that may use `names` and no others."""
+
+    def parse(ctx: _Ctx, v: _Val, path: str) -> Any:
+        value = _string(ctx, v, path)
+        if value is _BAD or ctx.engine is None:
+            return value
+        try:
+            unknown = ctx.engine.undefined_names(value, names)
+        except TemplateError as exc:
+            return ctx.issue(v.line, path, f"bad template: {exc}")
+        if unknown:
+            listed = ", ".join(f"{name!r}{_hint(name, names) if difflib.get_close_matches(name, names) else ''}"
+                               for name in unknown)
+            return ctx.issue(v.line, path, f"bad template: undefined name {listed}; {what} sees "
+                                           f"{', '.join(names)}")
         return value
-    try:
-        ctx.engine.compile(value)
-    except TemplateError as exc:
-        return ctx.issue(v.line, path, f"bad template: {exc}")
-    return value
+
+    return parse
+
+
+_template = _template_seeing(RULE_NAMES, "a rule's template")
+_payload_template = _template_seeing(PAYLOAD_NAMES, "an inbound template")
 
 
 _HHMM = r"(?:[01]\d|2[0-3]):[0-5]\d"
@@ -1073,7 +1086,7 @@ def _webhook(ctx: _Ctx, v: _Val, path: str, name: str) -> Any:
 _PRESETS = ("alertmanager", "grafana", "generic")
 _INBOUND = {
     "to": _Field(_one_or_list(_string, "needs at least one number"), required=True),
-    "template": _Field(_template),
+    "template": _Field(_payload_template),
     "preset": _Field(_choice(_PRESETS, "preset")),
     "device_id": _Field(_id),
     "sim": _Field(_sim),

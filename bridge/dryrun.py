@@ -16,6 +16,9 @@ from bridge.rules import AddTag, Deliver, OptIn, OptOut, PlannedAction, Router, 
 from bridge.templating import TemplateEngine, TemplateError, render_event_body
 
 
+FAILED = "FAILED"  # how the line of an action that cannot run starts
+
+
 class RouteError(Exception):
     """The options do not describe an event; the message says which one is missing."""
 
@@ -54,6 +57,11 @@ def route_lines(config: Config, request: RouteRequest, at: datetime) -> list[str
         if not match.actions:
             lines.append("  (no actions for this event)")
     return lines
+
+
+def has_failures(lines: list[str]) -> bool:
+    """True when a dry run's lines show an action that would fail (`route` then exits 1)."""
+    return any(line.lstrip().startswith(FAILED) for line in lines)
 
 
 def route_event(request: RouteRequest, config: Config, at: datetime) -> Event:
@@ -113,7 +121,7 @@ def _describe_action(action: PlannedAction, event: Event, config: Config, engine
         try:
             body = render_event_body(engine, template, event.to_json(action.rule), action.match, now)
         except TemplateError as exc:
-            return [f"webhook {action.webhook}: FAILED to render: {exc}"]
+            return [f"{FAILED} webhook {action.webhook}: cannot render: {exc}"]
         return [f"webhook {action.webhook} ({template or 'event JSON'}, {body.content_type}):",
                 *(f"  {line}" for line in body.body.splitlines())]
     if isinstance(action, AddTag):
@@ -122,7 +130,7 @@ def _describe_action(action: PlannedAction, event: Event, config: Config, engine
         return [f"opt out {action.number}"]
     if isinstance(action, OptIn):
         return [f"opt in {action.number}"]
-    return [f"FAILED action {action.action_index}: {action.message}"]
+    return [f"{FAILED} action {action.action_index}: {action.message}"]
 
 
 def _stateless_refusal(action: SendSms, event: Event, config: Config) -> safety.Refusal | None:

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
+from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from bridge.numbers import e164
@@ -40,6 +42,9 @@ GSM7_BASIC = frozenset(
 )
 GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
 SEGMENT_SEPTETS = 160
+
+RULE_NAMES = ("sms", "device", "event", "match", "now")  # what a rule's and a webhook target's templates see
+PAYLOAD_NAMES = ("payload", "now")  # what an `inbound:` hook's template sees
 
 
 class TemplateError(Exception):
@@ -129,11 +134,36 @@ class TemplateEngine:
             raise TemplateError(exc.message or "syntax error", template=exc.name or name, lineno=exc.lineno) from exc
         return CompiledTemplate(name, content_type_of(name), template)
 
+    def undefined_names(self, source_or_name: str, known: tuple[str, ...]) -> list[str]:
+        """The names a template uses that neither `known`, Jinja's globals nor the template itself define.
+
+        A name only tested with `is defined` or given a `default` is optional, not undefined. The template
+        must compile (see `compile`); the names of templates it imports or includes are theirs to define.
+        """
+        self.compile(source_or_name)
+        if source_or_name.endswith(".j2"):
+            source = self._env.loader.get_source(self._env, source_or_name)[0]  # type: ignore[union-attr]
+        else:
+            source = source_or_name
+        tree = self._env.parse(source)
+        used = jinja2.meta.find_undeclared_variables(tree)
+        return sorted(used - set(known) - set(self._env.globals) - _optional_names(tree))
+
     def _e164(self, number: Any, region: str | None = None) -> Any:
         """The number in E.164 (`+4915712345678`); anything that is not a valid number comes back unchanged."""
         if not isinstance(number, str):
             return number
         return e164(number, region or self.default_region) or number
+
+
+def _optional_names(tree: nodes.Template) -> set[str]:
+    """Names a template uses only where being undefined is fine: `x | default(…)`, `x is defined`."""
+    optional = set()
+    for node in tree.find_all((nodes.Filter, nodes.Test)):
+        names = ("default", "d") if isinstance(node, nodes.Filter) else ("defined", "undefined")
+        if node.name in names and isinstance(node.node, nodes.Name):
+            optional.add(node.node.name)
+    return optional
 
 
 def content_type_of(name: str) -> str:

@@ -35,7 +35,7 @@ rules:
   - name: broken
     match: {event: inbound, keyword: BROKEN}
     actions:
-      - reply: "{{ nope }}"
+      - reply: "{{ sms.nope }}"
   - name: night
     match: {event: inbound, keyword: NIGHT, between: "22:00-06:00"}
     actions:
@@ -106,10 +106,16 @@ def test_default_rule_when_nothing_matches(route: Callable[..., tuple[int, str]]
     assert "rule fallback (default)" in out and "Send INFO for our hours" in out
 
 
-def test_render_error_is_shown(route: Callable[..., tuple[int, str]]) -> None:
-    """A reply that fails to render is listed as FAILED with the reason."""
+def test_render_error_is_shown_and_exits_1(route: Callable[..., tuple[int, str]]) -> None:
+    """A reply that fails to render is listed as FAILED with the reason, and `route` exits 1."""
     code, out = route("--from", "+4912312312332", "--body", "BROKEN")
-    assert code == 0 and "FAILED action 0: inline template: 'nope' is undefined" in out
+    assert code == 1 and "FAILED action 0: inline template: 'dict object' has no attribute 'nope'" in out
+
+
+def test_a_route_whose_actions_all_render_exits_0(route: Callable[..., tuple[int, str]]) -> None:
+    """A dry run whose every action renders exits 0."""
+    code, _ = route("--from", "+4912312312332", "--body", "order 12")
+    assert code == 0
 
 
 @pytest.mark.parametrize(("at", "matches"), [("2026-11-24T23:30", True), ("2026-11-24T12:00", False)])

@@ -6,6 +6,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given
+from jinja2.defaults import DEFAULT_NAMESPACE
+from hypothesis import strategies as st
 
 from bridge.config import (
     ActionConfig,
@@ -18,6 +21,7 @@ from bridge.config import (
     SimulatorConfig,
     load_config,
 )
+from bridge.templating import RULE_NAMES, TemplateEngine
 from repo_paths import EXAMPLE_CONFIG
 
 WriteConfig = Callable[[str], Path]
@@ -406,6 +410,47 @@ def test_template_file_from_templates_dir(write_config: WriteConfig) -> None:
     (path.parent / "templates").mkdir()
     (path.parent / "templates" / "mine.txt.j2").write_text("{{ sms.body }}")
     assert load(path).webhooks["crm"].template == "mine.txt.j2"
+
+
+def test_undefined_name_in_a_rule_template(write_config: WriteConfig) -> None:
+    """A reply using a name rule templates do not get is an error at its line, suggesting the near one."""
+    path = write_config(BASE + "rules:\n  - name: r\n    actions:\n      - reply: '{{ smss.from }}'\n")
+    assert issues(path) == ["rules.yaml:8: rules[0].actions[0].reply: bad template: undefined name 'smss' "
+                            "(did you mean 'sms'?); a rule's template sees sms, device, event, match, now"]
+
+
+def test_inbound_template_sees_payload_not_sms(write_config: WriteConfig) -> None:
+    """An `inbound:` template sees `payload` and `now`; `sms` there is an error."""
+    path = write_config(BASE + "inbound:\n  x: {to: '+4915752982212', template: '{{ payload.a }} {{ sms.body }}'}\n")
+    assert issues(path) == ["rules.yaml:6: inbound.x.template: bad template: undefined name 'sms'; "
+                            "an inbound template sees payload, now"]
+
+
+def test_undefined_name_in_a_template_file(write_config: WriteConfig) -> None:
+    """A `.j2` file of templates_dir is checked for undefined names too."""
+    path = write_config(BASE + "webhooks:\n  crm: {url: 'http://x', template: mine.txt.j2}\n")
+    (path.parent / "templates").mkdir()
+    (path.parent / "templates" / "mine.txt.j2").write_text("{% set who = sms.from %}{{ who }} {{ customer }}")
+    assert issues(path) == ["rules.yaml:6: webhooks.crm.template: bad template: undefined name 'customer'; "
+                            "a rule's template sees sms, device, event, match, now"]
+
+
+@pytest.mark.parametrize("source", ["{{ device.title }} {{ now }} {{ match.n }} {{ event.id }}",
+                                    "{{ topic | default('sms') }}", "{% if x is defined %}{{ x }}{% endif %}",
+                                    "{% for i in range(3) %}{{ i }}{% endfor %}", "{{ dict(a=1) | tojson }}"])
+def test_names_a_template_may_use(source: str, write_config: WriteConfig) -> None:
+    """The context names, Jinja's globals, loop and set names and optional (`default`, `is defined`) names pass."""
+    path = write_config(BASE + f"rules:\n  - name: r\n    actions:\n      - reply: \"{source}\"\n")
+    assert load(path).rules[0].actions[0].text == source
+
+
+@given(st.from_regex(r"[a-z_][a-z0-9_]{0,12}", fullmatch=True))
+def test_any_other_name_is_undefined(name: str) -> None:
+    """Any name that is not a context name, a Jinja global or a keyword is reported as undefined."""
+    assume(name not in RULE_NAMES and name not in DEFAULT_NAMESPACE
+           and name not in {"true", "false", "none", "True", "False", "None", "not", "and", "or", "in", "is", "if",
+                            "else", "recursive"})
+    assert TemplateEngine().undefined_names("{{ " + name + " }}", RULE_NAMES) == [name]
 
 
 def test_bad_zone(write_config: WriteConfig) -> None:

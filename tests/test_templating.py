@@ -12,6 +12,8 @@ from bridge.events import DeviceFacts, Event, EventType, SmsFacts, device_event,
 from bridge.gateway.models import Status
 from bridge.templating import (
     MAX_OUTPUT_CHARS,
+    PAYLOAD_NAMES,
+    RULE_NAMES,
     TemplateEngine,
     TemplateError,
     content_type_of,
@@ -299,3 +301,10 @@ def test_default_body_matches_the_event_preset_byte_for_byte() -> None:
     engine = TemplateEngine(None)
     preset = render_event_body(engine, "event.json.j2", event_json, {}, NOW)
     assert preset == render_event_body(engine, None, event_json, {}, NOW)
+
+
+def test_context_names_are_what_check_allows() -> None:
+    """Rule and inbound templates get exactly the names `check` lets them use."""
+    now = datetime(2026, 11, 24, tzinfo=timezone.utc)
+    assert tuple(event_context({}, {}, now)) == RULE_NAMES
+    assert tuple(payload_context({}, now)) == PAYLOAD_NAMES
