@@ -377,7 +377,12 @@ def _devices(args: argparse.Namespace) -> int:
 def _seen(moment: datetime | None, zone: tzinfo, now: datetime) -> str:
     if moment is None:
         return "never"
-    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M:%S} ({_ago(max(0.0, (now - moment).total_seconds()))})"
+    return f"{_shown_time(moment.astimezone(zone))} ({_ago(max(0.0, (now - moment).total_seconds()))})"
+
+
+def _shown_time(moment: datetime) -> str:
+    """A time for a table, with its UTC offset: `2026-11-24 10:00:00+01:00`."""
+    return moment.isoformat(sep=" ", timespec="seconds")
 
 
 def _ago(seconds: float) -> str:
@@ -434,7 +439,7 @@ def _messages(args: argparse.Namespace) -> int:
         print(json.dumps([_sms_json(sms) for sms in _call_gateway(config, fetch)], ensure_ascii=False, indent=2))
     else:
         rows = [("ID", "CREATED", "DIR", "NUMBER", "STATUS", "DEVICE", "BODY")]
-        rows += [(str(sms.id), f"{sms.created:%Y-%m-%d %H:%M:%S}", "in" if sms.is_incoming else "out", sms.number,
+        rows += [(str(sms.id), _shown_time(sms.created), "in" if sms.is_incoming else "out", sms.number,
                   sms.status.label if sms.status is not Status.UNKNOWN else f"code {sms.status_code}",
                   str(sms.device_id or "-"), _preview(sms.body)) for sms in _call_gateway(config, fetch)]
         _print_table(rows)

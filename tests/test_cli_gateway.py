@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import socket
 import sys
@@ -120,6 +121,17 @@ async def test_messages_lists_incoming_and_outgoing(config: Path, sim: Sim, caps
     row = next(line for line in out.splitlines() if line.startswith(str(in_id)))
     assert row.split()[3:7] == ["in", "+33612345678", "received", "1576"] and row.endswith("INFO please")
     assert "pending" in out
+
+
+async def test_table_times_carry_their_offset(config: Path, sim: Sim, capsys: pytest.CaptureFixture[str]) -> None:
+    """`messages` and `devices` print times in the account's zone with its UTC offset."""
+    in_id = sim.state.add_inbound("+33612345678", "hello")
+    assert await cli("messages", "-c", config) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(str(in_id)))
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\+0[12]:00", " ".join(row.split()[1:3]))
+    assert await cli("devices", "-c", config) == 0
+    device = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("1576"))
+    assert re.search(r"\d\d:\d\d:\d\d\+0[12]:00 \(", device)
 
 
 async def test_messages_as_json_with_filters(config: Path, sim: Sim, capsys: pytest.CaptureFixture[str]) -> None:

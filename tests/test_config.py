@@ -52,7 +52,7 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
 def test_example_loads_without_environment() -> None:
     """rules.yaml.example loads with no environment variables, running on the in-process simulator."""
     config = load(EXAMPLE_CONFIG)
-    assert config.gateway.simulator == SimulatorConfig(inbound_every=8.0)
+    assert config.gateway.simulator == SimulatorConfig(inbound_every=8.0, pace=4.0)
     assert config.server.api_keys == (Secret("change-me"),)
     assert (config.server.host, config.server.port) == ("127.0.0.1", 8080)
     assert config.storage.path == EXAMPLE_CONFIG.parent / "bridge.db"
@@ -61,10 +61,30 @@ def test_example_loads_without_environment() -> None:
 def test_example_documents_every_section() -> None:
     """rules.yaml.example sets every section, so every key has a documented example."""
     config = load(EXAMPLE_CONFIG)
-    assert config.webhooks["crm"].template == "crm.json.j2"
+    assert config.webhooks["crm"].template.lstrip().startswith("{")
     assert config.inbound["alertmanager"].preset == "alertmanager"
     assert {a.kind for r in config.rules for a in r.actions} == set(ActionKind)
     assert [r.name for r in config.rules if r.default] == ["fallback"]
+
+
+def test_example_works_when_copied_elsewhere(tmp_path: Path) -> None:
+    """rules.yaml.example copied out of the repository loads alone: it needs no file beside it."""
+    copy = tmp_path / "rules.yaml"
+    copy.write_bytes(EXAMPLE_CONFIG.read_bytes())
+    config = load(copy)
+    assert config.storage.path == tmp_path / "bridge.db"
+
+
+def test_example_polls_every_status_step() -> None:
+    """The example polls more often than its simulated SMS step, so the log shows every status in turn."""
+    config = load(EXAMPLE_CONFIG)
+    assert config.poll.interval < config.gateway.simulator.pace
+
+
+def test_example_delivers_to_the_simulators_sink() -> None:
+    """The example's webhook target is the in-process simulator's demo sink, so its deliveries succeed."""
+    config = load(EXAMPLE_CONFIG)
+    assert config.webhooks["crm"].url == f"{config.gateway.simulator.url}/simulator/webhooks"
 
 
 # --- defaults and shapes -------------------------------------------------------------------------

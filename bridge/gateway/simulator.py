@@ -5,7 +5,7 @@ Answers keep the reference's shapes: `error: 1` with HTTP 200 for every refusal,
 objects in the account's zone. Outgoing messages walk 1 -> 3 -> 2 -> 6 -> 7, one step every
 `pace` seconds, computed from their creation time when read (no background work), and end in 8
 or 9 instead for a seeded `failure_rate` share. Control endpoints under `/simulator/` inject
-incoming SMS, pin statuses, list what was accepted and inject faults (DESIGN section 6).
+incoming SMS, pin statuses, list what was accepted, inject faults and receive demo webhooks (DESIGN section 6).
 """
 
 from __future__ import annotations
@@ -143,6 +143,7 @@ class Simulator:
         self._pakets: dict[int, _Paket] = {}
         self._faults: list[_Fault] = []
         self.calls: Counter[str] = Counter()
+        self.webhooks: list[dict[str, Any]] = []  # what the demo webhook sink received, oldest first
         self.tokens_issued = 0
         self.shutting_down = asyncio.Event()
         self.devices = _default_devices(self.now())
@@ -776,6 +777,25 @@ async def _control_sent(request: web.Request) -> web.Response:
     return web.json_response(request.app[SIMULATOR].sent())
 
 
+_SINK_KEPT = 100  # the sink keeps the newest webhooks only: a demo runs for hours
+
+
+async def _control_webhook_sink(request: web.Request) -> web.Response:
+    """POST /simulator/webhooks: a webhook target for demos, answering 204; GET lists what it received."""
+    simulator = request.app[SIMULATOR]
+    if request.method == "GET":
+        return web.json_response(simulator.webhooks)
+    text = await request.text()
+    try:
+        body: Any = json.loads(text)
+    except ValueError:
+        body = text
+    simulator.webhooks.append({"webhook_id": request.headers.get("webhook-id"),
+                               "content_type": request.content_type, "body": body})
+    del simulator.webhooks[:-_SINK_KEPT]
+    return web.Response(status=204)
+
+
 async def _control_faults(request: web.Request) -> web.Response:
     """POST /simulator/faults {"count", "mode", "methods"?, "hang_seconds"?}; DELETE clears them."""
     simulator = request.app[SIMULATOR]
@@ -873,6 +893,8 @@ def build_simulator_app(
     app.router.add_post("/simulator/inbound", _control_inbound)
     app.router.add_post("/simulator/status", _control_status)
     app.router.add_get("/simulator/sent", _control_sent)
+    app.router.add_post("/simulator/webhooks", _control_webhook_sink)
+    app.router.add_get("/simulator/webhooks", _control_webhook_sink)
     app.router.add_post("/simulator/faults", _control_faults)
     app.router.add_delete("/simulator/faults", _control_faults)
     app.router.add_post("/simulator/revoke_token", _control_revoke)

@@ -296,3 +296,16 @@ async def test_unknown_api_methods_are_404(session: aiohttp.ClientSession, simul
     """A method the API does not have answers 404."""
     async with session.get(simulator.url + "/getdata/nothing") as resp:
         assert resp.status == 404
+
+
+async def test_webhook_sink_keeps_what_it_receives(simulator: SimulatorHandle) -> None:
+    """POST /simulator/webhooks answers 204 and GET lists each body with its webhook-id, newest last."""
+    url = simulator.url + "/simulator/webhooks"
+    for n in range(2):
+        async with simulator.session.post(url, json={"n": n}, headers={"webhook-id": f"evt_{n}"}) as answer:
+            assert answer.status == 204
+    async with simulator.session.post(url, data="plain text", headers={"Content-Type": "text/plain"}) as answer:
+        assert answer.status == 204
+    listed = await simulator.get("/simulator/webhooks")
+    assert [(w["webhook_id"], w["body"]) for w in listed] == [("evt_0", {"n": 0}), ("evt_1", {"n": 1}),
+                                                               (None, "plain text")]
