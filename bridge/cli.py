@@ -665,7 +665,7 @@ def _replay(args: argparse.Namespace) -> int:
 def _with_store(config: Config, action: Callable[[Store], Awaitable[_T]]) -> _T:
     """Run `action` on the bridge's database; a missing or unusable database ends the command (exit 1)."""
     path = config.storage.path
-    if not path.exists():
+    if config.storage.url is None and not path.exists():
         raise CommandError(f"no database at {path}: the bridge has not run with this configuration yet")
 
     async def run() -> _T:

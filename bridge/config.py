@@ -140,10 +140,13 @@ class PollConfig:
 
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
-    """The SQLite file (absolute once loaded) and its durability level."""
+    """The database: the SQLite file (absolute once loaded) and its durability level, or, when `url` is set,
+    a PostgreSQL server shared by replicas, whose poller leadership lasts `lease` seconds without renewal."""
 
     path: Path = Path("bridge.db")
     synchronous: Literal["normal", "full"] = "normal"
+    url: Secret | None = None
+    lease: float = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -977,15 +980,30 @@ _POLL = {
     "unhealthy_after": _Field(_positive_duration),
 }
 
+
+def _postgres_url(ctx: _Ctx, v: _Val, path: str) -> Any:
+    """A libpq-style PostgreSQL URL (it may hold a password: messages never show it)."""
+    value = _secret(ctx, v, path)
+    if value is not _BAD and not value.reveal().startswith(("postgresql://", "postgres://")):
+        return ctx.issue(v.line, path, "expected a PostgreSQL URL: postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+    return value
+
+
 _STORAGE = {
     "path": _Field(_string),
     "synchronous": _Field(_choice(("normal", "full"), "synchronous level")),
+    "url": _Field(_postgres_url),
+    "lease": _Field(_positive_duration),
 }
 
 
 def _storage(ctx: _Ctx, v: _Val | None) -> StorageConfig:
     values = (_record(ctx, v, "storage", _STORAGE) if v is not None else {}) or {}
     path = values.get("path")
+    if path is not None and values.get("url") is not None:
+        ctx.issue(_key_line(v, "url", 1), "storage.url",
+                  "storage.path is set too: give path (SQLite) or url (PostgreSQL), not both")
+        values.pop("url")
     values["path"] = ctx.base_dir / Path("bridge.db" if path in (None, _BAD) else path).expanduser()
     return _build(StorageConfig, values)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pg_support import PostgresCluster, Unavailable
 
 @pytest.fixture
 def write_config(tmp_path: Path) -> Callable[[str], Path]:
@@ -18,3 +20,23 @@ def write_config(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL server for the whole session; tests needing one skip, saying why, where none starts
+    (with BRIDGE_REQUIRE_POSTGRES=1, as CI sets it, they fail instead)."""
+    try:
+        cluster = PostgresCluster.start()
+    except Unavailable as exc:
+        if os.environ.get("BRIDGE_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required here but cannot start: {exc}")
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: PostgresCluster) -> str:
+    """The URL of a fresh, empty database on the session's PostgreSQL server."""
+    return postgres_cluster.create_database()

@@ -106,6 +106,34 @@ def test_storage_path_is_relative_to_the_config_file(write_config: WriteConfig) 
     assert (storage.path, storage.synchronous) == (path.parent / "data" / "b.db", "full")
 
 
+def test_storage_url_selects_postgresql_with_a_lease(write_config: WriteConfig) -> None:
+    """`storage.url` selects PostgreSQL; its password stays hidden and the lease defaults to 15 seconds."""
+    path = write_config(BASE + "storage:\n  url: postgresql://bridge:${PGPASSWORD}@db:5432/bridge\n")
+    storage = load(path, {"PGPASSWORD": "s3cret"}).storage
+    assert storage.url is not None and storage.url.reveal() == "postgresql://bridge:s3cret@db:5432/bridge"
+    assert "s3cret" not in repr(storage) and storage.lease == 15.0
+
+
+def test_storage_lease_is_a_duration(write_config: WriteConfig) -> None:
+    """`storage.lease` takes a duration."""
+    path = write_config(BASE + "storage: {url: 'postgresql://db/bridge', lease: 30s}\n")
+    assert load(path).storage.lease == 30.0
+
+
+def test_storage_url_and_path_together_are_an_error(write_config: WriteConfig) -> None:
+    """`storage.url` with `storage.path` is an error naming the url's line."""
+    path = write_config(BASE + "storage:\n  path: b.db\n  url: postgresql://db/bridge\n")
+    assert issues(path) == [
+        "rules.yaml:7: storage.url: storage.path is set too: give path (SQLite) or url (PostgreSQL), not both"]
+
+
+def test_storage_url_must_be_postgresql(write_config: WriteConfig) -> None:
+    """A `storage.url` that is not a PostgreSQL URL is an error that does not echo it."""
+    path = write_config(BASE + "storage: {url: 'mysql://root:hunter2@db/bridge'}\n")
+    [issue] = issues(path)
+    assert issue.startswith("rules.yaml:5: storage.url: expected a PostgreSQL URL") and "hunter2" not in issue
+
+
 def test_listen_gives_host_and_port(write_config: WriteConfig) -> None:
     """`server.listen: HOST:PORT` sets host and port; IPv6 hosts are bracketed."""
     path = write_config(BASE + "  listen: '[::1]:9090'\n")

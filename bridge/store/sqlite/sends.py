@@ -57,10 +57,11 @@ class SqliteSends(SendOps):
             "is_reply, created_ts) SELECT " + ", ".join(columns) + ", ? FROM json_each(?)",
             (now, json.dumps(rows)),
         )
-        recipients = [[s.id, i, number] for s in sends for i, number in enumerate(s.recipients)]
+        recipients = [[s.id, i, _json_text(number)] for s in sends for i, number in enumerate(s.recipients)]
         await self._db.execute(
             "INSERT INTO recipients (send_id, position, number, state, next_attempt_ts, updated_ts, correlation_id) "
-            "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
+            "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+            + _TEXT_OF_JSON.format("json_extract(value, '$[2]')") + ", "
             f"'queued', ?1, ?1, {_NEW_CORRELATION_ID} FROM json_each(?2)",
             (now, json.dumps(recipients)),
         )

@@ -1,0 +1,173 @@
+"""PostgreSQL backend: an asyncpg pool on a server any number of replicas share.
+
+A write transaction takes one transaction-level advisory lock first, so writers run one at a time across every
+replica, as SQLite's `BEGIN IMMEDIATE` makes them within one file: every argument the bridge makes about a
+transaction seeing the state the last one left holds unchanged. Write transactions are a few statements and
+never wait on the upstream or a webhook; the replicas work in parallel on those calls, which is where the time
+goes. Reads take no lock. Migrations run under a lock of their own, so replicas starting together migrate once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from bridge.store.base import Store, Tx
+from bridge.store.errors import SchemaTooNew, StoreError, StoreRejected, StoreUnavailable
+from bridge.store.migrations import MIGRATIONS, RENUMBERED_AT, SCHEMA_VERSION, for_postgres, statements
+from bridge.store.postgres.cursors import PostgresCursors
+from bridge.store.postgres.devices import PostgresDevices
+from bridge.store.postgres.events import PostgresEvents
+from bridge.store.postgres.idempotency import PostgresIdempotency
+from bridge.store.postgres.messages import PostgresMessages
+from bridge.store.postgres.outbox import PostgresOutbox
+from bridge.store.postgres.safety import PostgresSafety
+from bridge.store.postgres.sends import PostgresSends
+from bridge.store.records import Row
+
+# Advisory lock keys (one 64-bit space per database); the first half spells "sms-brdg".
+WRITE_LOCK = 0x736D732D62726467
+MIGRATE_LOCK = WRITE_LOCK + 1
+
+POOL_SIZE = 4
+# Failures that pass: the server restarting, the network, too many clients, a conflict to retry.
+_PASSING = (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+            asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError, asyncpg.SerializationError,
+            asyncpg.DeadlockDetectedError, asyncpg.AdminShutdownError, asyncpg.OperatorInterventionError)
+# A value the server cannot hold: out of range, not valid text, a NUL in a text.
+_REJECTED = (asyncpg.DataError, OverflowError, UnicodeEncodeError)
+
+
+class PostgresTx(PostgresCursors, PostgresMessages, PostgresEvents, PostgresDevices, PostgresSafety,
+                 PostgresIdempotency, PostgresSends, PostgresOutbox, Tx):
+    """The store's statements on one pooled connection, inside the transaction (or read) that holds it."""
+
+    def __init__(self, db: asyncpg.Connection) -> None:
+        self._db = db
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> None:
+        """Run one PostgreSQL statement ($1, $2… placeholders)."""
+        await self._db.execute(sql, *params)
+
+    async def rows(self, sql: str, *params: Any) -> list[Row]:
+        """Rows of one PostgreSQL query."""
+        return list(await self._db.fetch(sql, *params))
+
+
+class PostgresStore(Store):
+    """The bridge's PostgreSQL database; open with `PostgresStore.open`, close with `close`."""
+
+    def __init__(self, pool: asyncpg.Pool, where: str) -> None:
+        self._pool = pool
+        self._lock = asyncio.Lock()  # one writer per process, as on SQLite; the advisory lock does it across them
+        self.where = where
+
+    @classmethod
+    async def open(cls, url: str, *, default_region: str | None = None) -> PostgresStore:
+        """Connect to the server at `url` and create or migrate the schema; numbers an older bridge stored
+        without a country code are read in `default_region` (gateway.default_region)."""
+        where = _where(url)
+        try:
+            pool = await asyncpg.create_pool(url, min_size=1, max_size=POOL_SIZE, command_timeout=60)
+        except (*_PASSING, asyncpg.PostgresError, ValueError) as exc:
+            raise StoreError(f"cannot connect to PostgreSQL at {where}: {_reason(exc)}") from None
+        store = cls(pool, where)
+        try:
+            await store._migrate(default_region)
+        except BaseException:
+            await pool.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        """Close every pooled connection; committed work is on the server."""
+        await self._pool.close()
+
+    async def _migrate(self, region: str | None) -> None:
+        try:
+            async with self._pool.acquire() as db, db.transaction():
+                await db.execute("SELECT pg_advisory_xact_lock($1)", MIGRATE_LOCK)
+                await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+                current = await db.fetchval("SELECT max(version) FROM schema_version") or 0
+                if current > SCHEMA_VERSION:
+                    raise SchemaTooNew(
+                        f"{self.where}: database schema version {current} is newer than this bridge "
+                        f"understands ({SCHEMA_VERSION}); upgrade sms-bridge"
+                    )
+                for version in range(current + 1, SCHEMA_VERSION + 1):
+                    for statement in statements(MIGRATIONS[version - 1]):
+                        await db.execute(for_postgres(statement))
+                    if version == RENUMBERED_AT:
+                        await PostgresTx(db).renumber(region)
+                    await db.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+        except (*_PASSING, *_REJECTED, asyncpg.PostgresError) as exc:
+            raise self._error(exc) from exc
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """Run the block as one write transaction, after every other replica's; failures raise a StoreError."""
+        async with self._lock:
+            try:
+                async with self._pool.acquire() as db, db.transaction():
+                    await db.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
+                    yield PostgresTx(db)
+            except (*_PASSING, *_REJECTED, asyncpg.PostgresError) as exc:
+                raise self._error(exc) from exc
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[Tx]:
+        """Give a pooled connection for reads; each statement sees what was committed when it started."""
+        try:
+            async with self._pool.acquire() as db:
+                yield PostgresTx(db)
+        except (*_PASSING, *_REJECTED, asyncpg.PostgresError) as exc:
+            raise self._error(exc) from exc
+
+    async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        """Rows of one read query; `?` placeholders, as on SQLite, are numbered for PostgreSQL."""
+        async with self.reading() as tx:
+            return await tx.rows(numbered(sql), *params)
+
+    async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        """The first row of one read query, or None."""
+        rows = await self.fetch_all(sql, params)
+        return rows[0] if rows else None
+
+    def _error(self, exc: BaseException) -> StoreError:
+        """The StoreError for a failure: passing (retry), a value the server cannot hold, or other."""
+        if isinstance(exc, StoreError):
+            return exc
+        if isinstance(exc, _REJECTED):
+            return StoreRejected(f"{self.where}: a value the database cannot hold: {_reason(exc)}")
+        if isinstance(exc, _PASSING):
+            return StoreUnavailable(f"{self.where}: the database cannot be reached now ({_reason(exc)})")
+        return StoreError(f"{self.where}: {_reason(exc)}")
+
+
+def numbered(sql: str) -> str:
+    """`sql` with each `?` placeholder outside quotes as $1, $2…, PostgreSQL's spelling."""
+    parts = re.split(r"('(?:[^']|'')*')", sql)
+    count = 0
+    for i in range(0, len(parts), 2):
+        pieces = parts[i].split("?")
+        text = pieces[0]
+        for piece in pieces[1:]:
+            count += 1
+            text += f"${count}{piece}"
+        parts[i] = text
+    return "".join(parts)
+
+
+def _where(url: str) -> str:
+    """The server and database of `url` without user or password, for messages."""
+    rest = url.split("://", 1)[-1]
+    return "postgresql://" + rest.rsplit("@", 1)[-1].split("?", 1)[0]
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

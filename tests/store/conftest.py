@@ -1,0 +1,23 @@
+"""The storage contract's fixture: every test runs once on each backend."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bridge.store import PostgresStore, SqliteStore, Store
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """An empty, migrated store on SQLite, then on PostgreSQL."""
+    if request.param == "sqlite":
+        opened: Store = await SqliteStore.open(tmp_path / "bridge.db")
+    else:
+        opened = await PostgresStore.open(request.getfixturevalue("postgres_url"))
+    try:
+        yield opened
+    finally:
+        await opened.close()
