@@ -160,6 +160,10 @@ async def _serve(app: web.Application, config: Config) -> None:
         if server.enabled:
             await web.TCPSite(runner, server.host, server.port).start()
             log.info("http: listening on http://%s:%s", server.host, server.port)
+            if server.example_key_exposed:
+                log.warning("http: the API accepts the example key of rules.yaml.example on %s, which other machines "
+                            "can reach: anyone there can send SMS; set BRIDGE_API_KEY (server.api_keys) to a secret "
+                            "of your own", server.host)
         await asyncio.Event().wait()
     finally:
         log.info("bridge: stopping")

@@ -588,14 +588,16 @@ def _add_outbox_commands(commands: argparse._SubParsersAction) -> None:
     listing.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
     listing.set_defaults(handler=_deliveries)
     replay = commands.add_parser(
-        "replay", help="re-queue dead-lettered deliveries",
-        description="Re-queue dead deliveries (attempts reset, due now) and re-enable their webhook targets; "
-                    "a running bridge sends them at its next due check.",
+        "replay", help="re-queue failed deliveries, or retry waiting ones now",
+        description="Re-queue the deliveries `deliveries --failed` lists: dead ones, and pending ones waiting "
+                    "to retry after a failed attempt (retried now instead). Attempts are reset, the delivery is "
+                    "due now and its webhook target re-enabled; a running bridge sends them at its next due check.",
     )
     add_config_option(replay)
     add_logging_options(replay)
     replay.add_argument("ids", nargs="*", type=int, metavar="ID", help="delivery ids, as `deliveries` lists them")
-    replay.add_argument("--all-failed", action="store_true", help="every dead delivery")
+    replay.add_argument("--all-failed", action="store_true",
+                        help="every failed delivery (all that `deliveries --failed` lists)")
     replay.add_argument("--target", metavar="NAME",
                         help="re-enable this webhook target (disabled after a 410 Gone) and re-queue its dead "
                              "deliveries; with ids or --all-failed, only that target's")
@@ -655,7 +657,7 @@ def _replay(args: argparse.Namespace) -> int:
     for name in done.enabled:
         print(f"re-enabled webhook target {name}")
     for delivery_id, state in done.skipped:
-        why = f"it is {state}, not dead" if state is not None else "there is no such delivery"
+        why = f"it is {state} and has not failed" if state is not None else "there is no such delivery"
         print(f"delivery {delivery_id} not re-queued: {why}", file=sys.stderr)
     if done.requeued or done.enabled:
         print("a running bridge sends them at its next due check")

@@ -12,6 +12,7 @@ import binascii
 import difflib
 import enum
 import hmac
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -162,6 +163,25 @@ class ServerConfig:
     max_request_bytes: int = 1_048_576
     dashboard: bool = True            # the web dashboard under /ui/
     public_url: str | None = None     # where people reach the bridge; https makes the dashboard's cookie Secure
+
+    @property
+    def example_key_exposed(self) -> bool:
+        """True when the example's API key `change-me` opens the API on an address other machines can reach."""
+        return self.enabled and not _is_loopback(self.host) and any(
+            hmac.compare_digest(key.reveal(), EXAMPLE_API_KEY) for key in self.api_keys)
+
+
+EXAMPLE_API_KEY = "change-me"  # rules.yaml.example's key when BRIDGE_API_KEY is unset
+
+
+def _is_loopback(host: str) -> bool:
+    """True for an address only this machine reaches (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
 
 
 DEFAULT_RETRY: tuple[float, ...] = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0)

@@ -593,8 +593,9 @@ async def list_deliveries(store: Store, *, failed_only: bool = False) -> list[De
 
 async def replay(store: Store, now: float, *, ids: Iterable[int] | None = None,
                  target: str | None = None) -> Replayed:
-    """Re-queue dead deliveries (`ids`, else every dead one; only `target`'s when given), due at `now` with
-    their attempts reset, and re-enable their webhook targets (and `target`)."""
+    """Re-queue failed deliveries (dead ones, and pending ones waiting to retry after a failed attempt: `ids`,
+    else every failed one; only `target`'s when given), due at `now` with their attempts reset, and re-enable
+    their webhook targets (and `target`). A pending one so is retried now instead of at its next attempt."""
     asked = None if ids is None else list(dict.fromkeys(ids))
     requeued, enabled = await store.replay_deliveries(now, asked, target)
     done = set(requeued)

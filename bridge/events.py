@@ -50,12 +50,14 @@ class SmsFacts:
     previous_status: Status | None
     created_at: datetime
     customer_id: int | None
+    channel: int | None = None
+    media_url: str | None = None
 
     @classmethod
     def incoming(cls, sms: Sms, own_number: str | None) -> SmsFacts:
         """Facts of an inbound SMS: the API's `sendto` is the sender, `own_number` the receiving SIM."""
         return cls(sms.id, sms.number, own_number, sms.body, sms.device_id, sms.sim,
-                   sms.status, None, sms.created, sms.customer_id)
+                   sms.status, None, sms.created, sms.customer_id, sms.channel, sms.media_url)
 
     @classmethod
     def outgoing(cls, sms: Sms, own_number: str | None, previous: Status | None) -> SmsFacts:
@@ -79,6 +81,8 @@ class SmsFacts:
             "previous_status_name": prev.label if prev is not None else None,
             "created_at": self.created_at.isoformat(),
             "customer_id": self.customer_id,
+            "channel": self.channel,
+            "media_url": self.media_url,
         }
 
 

@@ -9,7 +9,9 @@ the answer is 200 or 4xx: text that is not valid Unicode reads with U+FFFD, and 
 bridge cannot hold (past 64 bits, no UTC instant) is a 400 naming its field.
 
 - Incoming message: {address, date, date_sent, body, internal_id, channel_id, sms_id, device_id,
-  device_name, type}. `date` may be Unix seconds or milliseconds, or a date string (read in the
+  device_name, type} (`type: text`), or {address, date, date_sent, body: "", sim, sms_id, type: img,
+  img_url} for an image (WhatsApp). `channel_id` becomes the event's `sms.channel`, `img_url` its
+  `sms.media_url`; an image without text is an event like any other. `date` may be Unix seconds or milliseconds, or a date string (read in the
   account's zone when it names none); without it the message is dated now. The SIM slot is taken
   from `sim` when present.
 - Delivery status: {sms_id, status_id, status_message, sendto, senttime, channel_id, device_id}.
@@ -33,6 +35,7 @@ from bridge.pipeline import Observation, SmsSeen, StatusSeen
 from bridge.store import StoreRejected, StoreUnavailable
 
 _MILLISECONDS_FROM = 100_000_000_000  # a Unix time above this is in milliseconds (year 5138 in seconds)
+_MAX_URL = 4096
 
 
 class PushError(ValueError):
@@ -109,7 +112,19 @@ def _incoming(fields: Mapping[str, Any], zone: tzinfo, now: float) -> Sms:
         device_id=_optional_int(fields, "device_id"),
         created=_date(fields.get("date"), zone, now),
         sim=_optional_int(fields, "sim"),
+        channel=_optional_int(fields, "channel_id"),
+        media_url=_media_url(fields),
     )
+
+
+def _media_url(fields: Mapping[str, Any]) -> str | None:
+    """The image of an incoming `type: img` message (`img_url`, http or https); None for text."""
+    url = fields.get("img_url")
+    if url is None or url == "":
+        return None
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")) or len(url) > _MAX_URL:
+        raise PushError("img_url must be an http(s) URL", "img_url")
+    return url
 
 
 def _required_int(fields: Mapping[str, Any], name: str) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,17 @@ def _rows(config: Path) -> dict[int, tuple[str, int]]:
     return {row["id"]: (row["state"], row["attempts"]) for row in asyncio.run(read())}
 
 
+def _next_attempt(config: Path, delivery_id: int) -> float:
+    async def read() -> float:
+        store = await SqliteStore.open(config.parent / "bridge.db")
+        try:
+            return (await store.fetch_one("SELECT next_attempt_ts FROM outbox WHERE id = ?", (delivery_id,)))[0]
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
 def test_deliveries_prints_a_table_of_the_outbox(seeded, capsys):
     """Every row is listed with its target, state, attempts and last error."""
     assert main(["deliveries", "-c", str(seeded.config)]) == EXIT_OK
@@ -121,20 +133,31 @@ def test_replay_requeues_a_dead_delivery(seeded, capsys):
     assert _rows(seeded.config)[seeded.dead] == ("pending", 0)
 
 
-def test_replay_all_failed_requeues_every_dead_delivery(seeded, capsys):
-    """`replay --all-failed` re-queues the dead rows and leaves the others as they are."""
+def test_replay_all_failed_requeues_what_deliveries_failed_lists(seeded, capsys):
+    """`replay --all-failed` re-queues exactly the rows `deliveries --failed` lists, and leaves delivered ones."""
+    assert main(["deliveries", "-c", str(seeded.config), "--failed", "--json"]) == EXIT_OK
+    listed = [row["id"] for row in json.loads(capsys.readouterr().out)]
     assert main(["replay", "-c", str(seeded.config), "--all-failed"]) == EXIT_OK
+    assert f"re-queued {len(listed)} deliveries: {', '.join(map(str, listed))}" in capsys.readouterr().out
     rows = _rows(seeded.config)
-    assert rows[seeded.dead] == ("pending", 0)
+    assert all(rows[i] == ("pending", 0) for i in listed)
     assert rows[seeded.delivered] == ("delivered", 1)
-    assert rows[seeded.retrying] == ("pending", 1)
+
+
+def test_replay_retries_a_waiting_delivery_now(seeded, capsys):
+    """`replay ID` of a pending delivery waiting to retry after a failure makes it due now, attempts reset."""
+    before = time.time()
+    assert main(["replay", "-c", str(seeded.config), str(seeded.retrying)]) == EXIT_OK
+    assert f"re-queued 1 delivery: {seeded.retrying}" in capsys.readouterr().out
+    assert _rows(seeded.config)[seeded.retrying] == ("pending", 0)
+    assert before <= _next_attempt(seeded.config, seeded.retrying) <= time.time()
 
 
 def test_replay_of_a_delivery_that_is_not_dead_is_refused(seeded, capsys):
     """An id that is not dead (or does not exist) is reported and the exit code is 1."""
     assert main(["replay", "-c", str(seeded.config), str(seeded.delivered), "999"]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
-    assert f"delivery {seeded.delivered} not re-queued: it is delivered, not dead" in err
+    assert f"delivery {seeded.delivered} not re-queued: it is delivered and has not failed" in err
     assert "delivery 999 not re-queued: there is no such delivery" in err
     assert _rows(seeded.config)[seeded.delivered] == ("delivered", 1)
 

@@ -723,3 +723,14 @@ def test_dashboard_is_on_by_default_and_public_url_must_be_a_url(write_config: W
     assert load(write_config(BASE)).server.dashboard is True
     found = issues(write_config(BASE + "  public_url: ftp://x\n"))
     assert found == ["rules.yaml:5: server.public_url: must be an http:// or https:// URL with a host"]
+
+
+@pytest.mark.parametrize(("listen", "key", "exposed"), [
+    ("0.0.0.0:8080", "change-me", True), ("192.168.1.5:8080", "change-me", True), ("bridge.lan:8080", "change-me", True),
+    ("127.0.0.1:8080", "change-me", False), ("[::1]:8080", "change-me", False), ("localhost:8080", "change-me", False),
+    ("0.0.0.0:8080", "a-secret-of-mine", False),
+])
+def test_example_key_on_a_reachable_address(listen: str, key: str, exposed: bool, write_config: WriteConfig) -> None:
+    """The example's API key counts as exposed only on an address other machines can reach."""
+    path = write_config(f"gateway: {{simulator: true}}\nserver: {{listen: '{listen}', api_keys: ['{key}']}}\n")
+    assert load(path).server.example_key_exposed is exposed

@@ -100,6 +100,8 @@ class Sms:
     sent_time: datetime | None = None
     time_to_send: datetime | None = None
     paket_id: int | None = None
+    channel: int | None = None  # the push path's `channel_id` (SMS, WhatsApp, RCS); polling does not say
+    media_url: str | None = None  # an incoming image's URL (the push path's `img_url`)
 
     @property
     def is_incoming(self) -> bool:

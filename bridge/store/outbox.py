@@ -67,8 +67,9 @@ class OutboxOps(ABC):
     @abstractmethod
     async def replay_deliveries(self, now: float, ids: Iterable[int] | None = None,
                                 target: str | None = None) -> tuple[list[int], list[str]]:
-        """Re-queue dead rows (those of `ids`, else all; only `target`'s when given) as never attempted and due
-        at `now`, and re-enable the webhook targets they go to (and `target`). Returns (row ids, targets enabled)."""
+        """Re-queue failed rows (dead, or pending after a failed attempt: what `list_deliveries(failed_only=True)`
+        lists; those of `ids`, else all; only `target`'s when given) as never attempted and due at `now`, and
+        re-enable the webhook targets they go to (and `target`). Returns (row ids in order, targets enabled)."""
 
 
 class OutboxReads(Access):
@@ -109,6 +110,6 @@ class OutboxReads(Access):
 
     async def replay_deliveries(self, now: float, ids: Iterable[int] | None = None,
                                 target: str | None = None) -> tuple[list[int], list[str]]:
-        """Re-queue dead rows and re-enable their targets, in one transaction (see `OutboxOps.replay_deliveries`)."""
+        """Re-queue failed rows and re-enable their targets, in one transaction (see `OutboxOps.replay_deliveries`)."""
         async with self.transaction() as tx:
             return await tx.replay_deliveries(now, ids, target)

@@ -26,7 +26,9 @@ _dates = st.one_of(st.sampled_from(("2026-11-24 10:00:00", "0001-01-01 00:00:00"
                    json_scalars)
 _numbers = st.one_of(st.sampled_from(("+4917642111111", " 4917642111111", "004917642111111", "ACME")), json_scalars)
 _extra = {"date_sent": json_values, "status_message": json_values, "sendto": _numbers, "senttime": _dates,
-          "internal_id": _ids, "channel_id": _ids, "type": json_values, "sim": _ids, "device_id": _ids}
+          "internal_id": _ids, "channel_id": _ids, "type": json_values, "sim": _ids, "device_id": _ids,
+          "img_url": st.one_of(st.just("https://smsgateway24.s3.eu-central-1.amazonaws.com/a.jpg"), any_text,
+                               json_values)}
 push_bodies = st.one_of(
     st.fixed_dictionaries({"address": _numbers, "sms_id": _ids},
                           optional={"date": _dates, "body": st.one_of(any_text, json_values), **_extra}),

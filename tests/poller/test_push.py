@@ -27,6 +27,38 @@ async def test_pushed_sms_is_an_event_at_once(bridge: Harness, push_client: Push
     assert event["sms"]["created_at"] == "2026-11-24T10:00:00+01:00"
 
 
+IMAGE_URL = "https://smsgateway24.s3.eu-central-1.amazonaws.com/wa/812.jpg"
+
+
+async def test_channel_of_a_pushed_message_reaches_the_event(bridge: Harness, push_client: PushClient) -> None:
+    """A pushed text message's `channel_id` is the event's `sms.channel`; a text has no `media_url`."""
+    client = await push_client(bridge)
+    assert (await client.post(PATH, json=_incoming(99011, channel_id=2))).status == 200
+    (event,) = await bridge.events()
+    assert (event["sms"]["channel"], event["sms"]["media_url"]) == (2, None)
+
+
+async def test_pushed_image_without_text_is_an_event(bridge: Harness, push_client: PushClient) -> None:
+    """A pushed WhatsApp image (`type: img`, empty body) is an sms.received whose `media_url` is its `img_url`."""
+    client = await push_client(bridge)
+    image = {"address": "+4917642111111", "date": "2026-11-24 10:00:00", "date_sent": "2026-11-24 09:59:58",
+             "body": "", "internal_id": None, "sim": 0, "sms_id": 99012, "type": "img", "img_url": IMAGE_URL}
+    response = await client.post(PATH, json=image)
+    assert response.status == 200
+    (event,) = await bridge.events()
+    assert (await response.json())["events"] == [event["id"]]
+    assert (event["type"], event["sms"]["body"], event["sms"]["media_url"]) == ("sms.received", "", IMAGE_URL)
+
+
+async def test_polled_sms_has_no_channel_or_media(bridge: Harness) -> None:
+    """An SMS seen only by polling carries `channel` and `media_url` as null: the API does not say."""
+    await bridge.poller.poll_once()
+    await bridge.inbound(body="hello")
+    await bridge.poller.poll_once()
+    (event,) = await bridge.events()
+    assert (event["sms"]["channel"], event["sms"]["media_url"]) == (None, None)
+
+
 async def test_sms_pushed_then_polled_is_one_event(bridge: Harness, push_client: PushClient) -> None:
     """An SMS that arrives by push and is then seen by the poll is emitted once."""
     client = await push_client(bridge)
@@ -106,6 +138,9 @@ async def test_unknown_fields_are_ignored(bridge: Harness, push_client: PushClie
     ({"address": "+491", "sms_id": 1e20}, "sms_id"),
     ({"sms_id": 2**70, "status_id": 7}, "sms_id"),
     ({"address": "+491", "sms_id": 5, "device_id": 2**70}, "device_id"),
+    ({"address": "+491", "sms_id": 5, "type": "img", "img_url": "javascript:alert(1)"}, "img_url"),
+    ({"address": "+491", "sms_id": 5, "type": "img", "img_url": 7}, "img_url"),
+    ({"address": "+491", "sms_id": 5, "channel_id": "whatsapp"}, "channel_id"),
     ({"address": "+491", "sms_id": 5, "date": "0001-01-01 00:00:00"}, "date"),
     ({"address": "+491", "sms_id": 5, "date": "9999-12-31T23:59:59-12:00"}, "date"),
 ])

@@ -4,6 +4,7 @@ is lost; the API commands given the same config talk to it."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -122,3 +123,25 @@ async def test_api_commands_without_a_running_demo_say_so(tmp_path: Path,
     assert capsys.readouterr().err == (
         f"sms-bridge: no bridge is running with {config}: nothing listens on {sim_url} "
         f"(gateway.simulator.listen); start one with `sms-bridge run -c {config}`\n")
+
+
+async def test_example_key_on_a_reachable_address_is_warned_about(tmp_path: Path) -> None:
+    """`run` listening on 0.0.0.0 with the example key logs one WARNING saying so, without the key itself."""
+    config, _ = write_demo(tmp_path)
+    config.write_text(config.read_text().replace(f'server: {{api_keys: ["{API_KEY}"]}}',
+                                                 f'server: {{listen: "0.0.0.0:{free_port()}", api_keys: [change-me]}}'))
+    process = await asyncio.create_subprocess_exec(PYTHON, "-m", "bridge", "run", "-c", str(config), cwd=REPO,
+                                                   stderr=asyncio.subprocess.PIPE)
+    lines: list[str] = []
+    try:
+        while not any("http: listening" in line for line in lines):
+            line = await asyncio.wait_for(process.stderr.readline(), 30)  # type: ignore[union-attr]
+            assert line, "".join(lines)
+            lines.append(line.decode())
+        lines.append((await asyncio.wait_for(process.stderr.readline(), 30)).decode())  # type: ignore[union-attr]
+    finally:
+        process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(process.wait(), 30)
+    warning = lines[-1]
+    assert " WARNING bridge.app: http: the API accepts the example key" in warning and "BRIDGE_API_KEY" in warning
+    assert "change-me" not in "".join(lines)

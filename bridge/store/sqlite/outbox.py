@@ -97,7 +97,7 @@ class SqliteOutbox(OutboxOps):
 
     async def list_deliveries(self, failed_only: bool = False) -> list[Row]:
         """Outbox rows with their event type, oldest first; `failed_only`: dead rows and pending ones that failed."""
-        where = "WHERE o.state = 'dead' OR (o.state = 'pending' AND o.attempts > 0)" if failed_only else ""
+        where = f"WHERE {_failed_rows('o.')}" if failed_only else ""
         return await self._rows(
             "SELECT o.id, o.event_id, e.type AS event_type, o.kind, o.target, o.rule, o.state, o.attempts, "
             "o.next_attempt_ts, o.last_error, o.last_status, o.created_ts, o.updated_ts "
@@ -111,9 +111,10 @@ class SqliteOutbox(OutboxOps):
 
     async def replay_deliveries(self, now: float, ids: Iterable[int] | None = None,
                                 target: str | None = None) -> tuple[list[int], list[str]]:
-        """Re-queue dead rows (those of `ids`, else all; only `target`'s when given) as never attempted and due
-        at `now`, and re-enable the webhook targets they go to (and `target`). Returns (row ids, targets enabled)."""
-        where, params = "state = 'dead'", []
+        """Re-queue failed rows (dead, or pending after a failed attempt, as `list_deliveries(failed_only=True)`
+        lists them; those of `ids`, else all; only `target`'s when given) as never attempted and due at `now`,
+        and re-enable the webhook targets they go to (and `target`). Returns (row ids, targets enabled)."""
+        where, params = _failed_rows(""), []
         if ids is not None:
             id_list = list(ids)
             where += f" AND id IN ({','.join('?' * len(id_list))})"
@@ -121,7 +122,7 @@ class SqliteOutbox(OutboxOps):
         if target is not None:
             where += " AND kind = 'webhook' AND target = ?"
             params.append(target)
-        rows = await self._rows(f"SELECT id, kind, target FROM outbox WHERE {where}", params)
+        rows = await self._rows(f"SELECT id, kind, target FROM outbox WHERE {where} ORDER BY id", params)
         await self._db.executemany(
             "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_ts = ?, updated_ts = ? WHERE id = ?",
             [(now, now, row["id"]) for row in rows],
@@ -133,6 +134,11 @@ class SqliteOutbox(OutboxOps):
             if cursor.rowcount > 0:
                 enabled.append(name)
         return [row["id"] for row in rows], enabled
+
+
+def _failed_rows(alias: str) -> str:
+    """SQL condition of a failed delivery: dead, or pending again after a failed attempt."""
+    return f"({alias}state = 'dead' OR ({alias}state = 'pending' AND {alias}attempts > 0))"
 
 
 def _lane_filter(kind: str, target: str | None, exclude: Iterable[int]) -> tuple[str, list[Any]]:
