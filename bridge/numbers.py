@@ -57,7 +57,10 @@ def e164(number: str, region: str | None) -> str | None:
 
 @functools.lru_cache(maxsize=16384)
 def _is_valid(full: str) -> bool:
-    return phonenumbers.is_valid_number(phonenumbers.parse(full))
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(full))
+    except phonenumbers.NumberParseException:  # "+" before letters: a sender id, no number
+        return False
 
 
 def same_number(a: str, b: str, region: str | None) -> bool:

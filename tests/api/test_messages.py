@@ -65,6 +65,12 @@ async def test_invalid_number_is_400_naming_its_position(bridge: Bridge, sim: Si
     assert (await bridge.store.fetch_one("SELECT count(*) FROM sends"))[0] == 0
 
 
+async def test_a_plus_before_letters_is_400_naming_the_number(bridge: Bridge) -> None:
+    """A `+` followed by words is no phone number: a 400 naming its position, not an internal error."""
+    response = await bridge.send({"to": ["+4915752982212", "+49 not a number"], "body": "x"})
+    assert response.status == 400 and (await response.json())["field"] == "to[1]"
+
+
 async def test_invalid_single_number_names_to(bridge: Bridge) -> None:
     """An invalid single number is a 400 whose field is `to`."""
     response = await bridge.send({"to": "not a number", "body": "x"})
