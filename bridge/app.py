@@ -27,7 +27,7 @@ from bridge.poller import Poller
 from bridge.rules import Router
 from bridge.sender import Sender
 from bridge.server import setup_api
-from bridge.store import StoreError, open_store
+from bridge.store import StoreError, held, open_store
 from bridge.templating import TemplateEngine
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,12 @@ def build_app(config: Config, *, clock: Callable[[], float] = time.time) -> web.
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[appkeys.STORE] = await open_store(app[appkeys.CONFIG].storage,
-                                          default_region=app[appkeys.CONFIG].gateway.default_region)
-    yield
-    await app[appkeys.STORE].close()
+    """The database, held against a second bridge on it (before anything is written), open while the app runs."""
+    config = app[appkeys.CONFIG]
+    with held(config.storage):
+        app[appkeys.STORE] = await open_store(config.storage, default_region=config.gateway.default_region)
+        yield
+        await app[appkeys.STORE].close()
 
 
 async def _http_ctx(app: web.Application) -> AsyncIterator[None]:

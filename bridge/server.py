@@ -49,7 +49,7 @@ from bridge.openapi import (
 )
 from bridge.push import gateway_push
 from bridge.sender import StoredAnswer
-from bridge.store import NewSend, StoreError, StoreUnavailable
+from bridge.store import NewSend, StoreError, StoreFileLost, StoreUnavailable
 from bridge.templating import TemplateEngine, TemplateError, payload_context
 
 log = logging.getLogger(__name__)
@@ -178,6 +178,9 @@ async def _gatekeeper(request: web.Request, handler: Callable[[web.Request], Awa
         if exc.status < 400:
             raise
         response = _from_http_exception(exc)
+    except StoreFileLost as exc:
+        log.error("api: %s; answering 503", exc)
+        response = error_response(503, str(exc))
     except StoreUnavailable:
         log.warning("api: the store cannot write now; answering 503")
         response = error_response(503, "the bridge cannot store requests right now; retry later",
@@ -603,7 +606,7 @@ async def healthz(request: web.Request) -> web.Response:
         disabled = await store.disabled_targets()
     except StoreError as exc:
         log.warning("healthz: cannot read the store: %s", exc)
-        return web.json_response({"status": "degraded", "error": "the store cannot be read"}, status=503)
+        return web.json_response({"status": "degraded", "error": f"the store cannot be read: {exc}"}, status=503)
     degraded = health is not None and health.degraded
     body = {
         "status": "degraded" if degraded else "ok",

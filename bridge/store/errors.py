@@ -22,3 +22,12 @@ class StoreUnavailable(StoreError):
 class StoreRejected(StoreError):
     """A value the database cannot hold (an integer past 64 bits, text that is not valid Unicode): nothing was
     changed, and the same value will be refused again; drop or repair it."""
+
+
+class StoreInUse(StoreError):
+    """Another bridge runs on this database file: stop it, or give this one a storage.path of its own."""
+
+
+class StoreFileLost(StoreError):
+    """The database file was deleted or replaced under the running bridge: nothing more is stored until the
+    bridge is restarted on the file that should hold its data."""

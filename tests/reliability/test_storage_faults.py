@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sqlite3
 import subprocess
@@ -9,8 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from reliability_support import (
+    API_KEY,
     PYTHON,
     REPO,
     RunningBridge,
@@ -20,6 +23,7 @@ from reliability_support import (
     free_port,
     read_db,
     run_python,
+    running_bridge,
 )
 
 from bridge.appkeys import POLLER, STORE
@@ -379,3 +383,61 @@ async def test_a_nul_in_a_body_is_kept_whole_by_grouped_inserts(store: Store) ->
     async with store.transaction() as db:
         await db.insert_sends([a_send("msg_nul", body)], 1_000.0)
     assert (await store.fetch_one("SELECT body FROM sends"))[0] == body
+
+
+# --- one bridge per database file -----------------------------------------------------------------------
+
+
+def _simulated_config(tmp_path: Path, name: str) -> Path:
+    """A config of its own (ports, simulator) over the shared ./bridge.db in tmp_path."""
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(
+        f"gateway:\n  device_id: 1576\n  simulator: {{inbound_every: 0, listen: '127.0.0.1:{free_port()}'}}\n"
+        f"server:\n  listen: 127.0.0.1:{free_port()}\n  api_keys: [{API_KEY}]\n"
+        "storage:\n  path: ./bridge.db\n", encoding="utf-8")
+    return config
+
+
+async def test_a_second_run_on_a_database_in_use_exits_1_naming_the_file(tmp_path: Path) -> None:
+    """While a bridge runs on a database, `sms-bridge run` on the same file exits 1 with one line naming it,
+    no traceback, and the running bridge stays healthy."""
+    async with aiohttp.ClientSession() as session, \
+            running_bridge(_simulated_config(tmp_path, "first"), session) as first:
+        second = await asyncio.create_subprocess_exec(
+            PYTHON, "-m", "bridge", "run", "-c", str(_simulated_config(tmp_path, "second")), cwd=REPO,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            _, stderr = await asyncio.wait_for(second.communicate(), 30)
+        finally:
+            if second.returncode is None:
+                second.kill()
+                await second.wait()
+        text = stderr.decode()
+        lines = [line for line in text.splitlines() if line.strip()]
+        assert second.returncode == 1, text
+        assert "Traceback" not in text and len(lines) == 1, text
+        assert str(tmp_path / "bridge.db") in lines[0] and "in use" in lines[0], text
+        async with session.get(f"{first.url}/healthz") as health:
+            assert health.status == 200
+
+
+@pytest.mark.parametrize("change", ["deleted", "replaced"])
+async def test_a_database_file_gone_under_a_running_bridge_stops_sends(tmp_path: Path, change: str) -> None:
+    """A database file deleted or replaced while the bridge runs makes /healthz 503 and sends 503 JSON
+    saying so, instead of accepting them into a file nobody will read again."""
+    async with aiohttp.ClientSession() as session, \
+            running_bridge(_simulated_config(tmp_path, "bridge"), session) as bridge:
+        status, _ = await bridge.send("+4915752982212", "before")
+        assert status == 202
+        db = tmp_path / "bridge.db"
+        if change == "deleted":
+            db.unlink()
+        else:
+            other = tmp_path / "other.db"
+            sqlite3.connect(other).close()
+            other.replace(db)
+        status, answer = await bridge.send("+4915752982212", "after")
+        assert status == 503 and change in answer["error"], answer
+        async with session.get(f"{bridge.url}/healthz") as health:
+            assert health.status == 503
+            assert change in (await health.json())["error"]

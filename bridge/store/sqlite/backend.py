@@ -8,6 +8,7 @@ new one.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -17,7 +18,14 @@ from typing import Any
 import aiosqlite
 
 from bridge.store.base import Store, Tx
-from bridge.store.errors import SchemaTooNew, StoreCorrupt, StoreError, StoreRejected, StoreUnavailable
+from bridge.store.errors import (
+    SchemaTooNew,
+    StoreCorrupt,
+    StoreError,
+    StoreFileLost,
+    StoreRejected,
+    StoreUnavailable,
+)
 from bridge.store.migrations import MIGRATIONS, RENUMBERED_AT, SCHEMA_VERSION, statements
 from bridge.store.records import Row
 from bridge.store.sqlite.cursors import SqliteCursors
@@ -53,6 +61,7 @@ class SqliteStore(Store):
         self._tx = SqliteTx(db)
         self._lock = asyncio.Lock()
         self.path = path
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file opened
 
     @classmethod
     async def open(cls, path: str | Path, synchronous: str = "normal", busy_timeout_ms: int = 5000, *,
@@ -67,6 +76,7 @@ class SqliteStore(Store):
         store = cls(db, path)
         try:
             await store._configure(synchronous, busy_timeout_ms)
+            store._identity = store._file_identity()
             await store._migrate(default_region)
         except BaseException:
             await db.close()
@@ -115,9 +125,29 @@ class SqliteStore(Store):
         async with self._transaction():
             yield self._tx
 
+    def _file_identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the file at the database's path now, or None when there is none."""
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return info.st_dev, info.st_ino
+
+    def _check_file(self) -> None:
+        """StoreFileLost when the file at the path is no longer the one opened (deleted, or replaced)."""
+        if self._identity is None:
+            return
+        now = self._file_identity()
+        if now == self._identity:
+            return
+        change = "deleted" if now is None else "replaced by another file"
+        raise StoreFileLost(f"{self.path}: the database file was {change} while the bridge ran; nothing more is "
+                            "stored: restore the file and restart the bridge")
+
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
+            self._check_file()
             try:
                 await self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.DatabaseError as exc:
@@ -141,6 +171,7 @@ class SqliteStore(Store):
     async def reading(self) -> AsyncIterator[Tx]:
         """Give the connection for reads, never interleaved with another task's open transaction."""
         async with self._lock:
+            self._check_file()
             try:
                 yield self._tx
             except _DATABASE_FAILURES as exc:
