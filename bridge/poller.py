@@ -26,7 +26,8 @@ when it starts and once when it ends; `health()` turns degraded after `poll.unhe
 the upstream refuses the credentials (they do not fix themselves).
 
 A message dated in the future (a phone with a wrong clock) is news like any other, but the cursor never
-moves past the poll's own `now`: a later message with a true date is still in the next window.
+moves past the poll's own `now`: a later message with a true date is still in the next window. A cursor
+found in the future (stored before this rule) is read as `now - poll.lookback`.
 """
 
 from __future__ import annotations
@@ -149,6 +150,8 @@ class Poller:
         # Until a poll is recorded, messages older than the bridge's first start are history, not news.
         history_before = await self.mark_start() if stored is None else -math.inf
         begin = history_before - self.poll.overlap if stored is None else float(stored)
+        if begin > now:  # left ahead by a bridge that followed a future-dated SMS: look back again from now
+            begin = now - self.poll.lookback
         in_flight = await self.store.open_outgoing(now - self.poll.lookback)
         behind = [row for row in in_flight if row["created_ts"] < begin and row["id"] not in self._unknown_upstream]
         window = begin

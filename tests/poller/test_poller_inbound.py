@@ -176,3 +176,16 @@ async def test_half_a_surrogate_pair_in_a_body_does_not_stop_polling(bridge: Har
     assert (await bridge.poller.poll_once()).ok
     events = await bridge.events()
     assert [(e["sms"]["id"], e["sms"]["body"]) for e in events] == [(odd, "half emoji \ufffd"), (normal, "normal")]
+
+
+async def test_a_cursor_stored_in_the_future_is_read_back_from_the_lookback(bridge: Harness) -> None:
+    """A cursor an older bridge left in the future (after an SMS dated ahead) is read as now minus poll.lookback,
+    so SMS that arrived meanwhile are news again."""
+    await bridge.poller.poll_once()
+    missed = await bridge.inbound(body="arrived while blind")
+    async with bridge.store.transaction() as db:
+        await db.set_cursor(CURSOR, repr(bridge.clock() + 30 * 86400))
+    bridge.advance(TEST_POLL.interval)
+    await bridge.poller.poll_once()
+    assert [e["sms"]["id"] for e in await bridge.events()] == [missed]
+    assert float(await bridge.store.get_cursor(CURSOR) or 0) <= bridge.clock()
