@@ -409,7 +409,10 @@ class _Unreadable(ValueError):
 
 def _fingerprint(key: object, item: object) -> str:
     """The same short text for the same row in every answer."""
-    text = json.dumps([key, item], sort_keys=True, default=repr)
+    try:
+        text = json.dumps([key, item], sort_keys=True, default=repr)
+    except (TypeError, ValueError, RecursionError):  # keys that do not sort: not from a JSON answer
+        text = repr((key, item))
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 

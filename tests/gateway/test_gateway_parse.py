@@ -444,3 +444,9 @@ def test_bytes_that_are_not_utf8_in_an_answer_read_as_the_replacement_character(
     raw = b'{"smss":[{"id":1,"status":5,"created":"2023-11-02 22:44:43","body":"caf\xe9 ok"}]}'
     (sms,) = parse.parse_sms_list(parse.decode(raw), PARIS)
     assert sms.body == "caf\ufffd ok"
+
+
+def test_an_unreadable_row_of_python_values_that_do_not_sort_is_still_skipped() -> None:
+    """A row given as Python values whose keys do not sort (not from JSON) is skipped, not a crash."""
+    listing = parse.read_sms_list({"smss": [{1: "a", "b": 2}, GOOD_ROW]}, PARIS)
+    assert [sms.id for sms in listing.messages] == [9] and len(listing.unreadable) == 1
