@@ -149,9 +149,18 @@ def run(config: Config) -> int:
     return 0
 
 
+def app_runner(app: web.Application, config: Config, *, handle_signals: bool = False,
+               shutdown_timeout: float = 10.0) -> web.AppRunner:
+    """The runner serving `app`: a connection must deliver a whole request's headers within server.read_timeout
+    (from its start, or from the previous answer), so a client dribbling them is cut off (the body has its own
+    bound, in the handlers that read it)."""
+    return web.AppRunner(app, handle_signals=handle_signals, access_log=None, shutdown_timeout=shutdown_timeout,
+                         keepalive_timeout=config.server.read_timeout)
+
+
 async def _serve(app: web.Application, config: Config) -> None:
     """Start everything, listen when the server is enabled, and wait for a signal; then stop gracefully."""
-    runner = web.AppRunner(app, handle_signals=True, access_log=None, shutdown_timeout=10)
+    runner = app_runner(app, config, handle_signals=True)
     try:
         await runner.setup()
     except BaseException:

@@ -161,6 +161,7 @@ class ServerConfig:
     rate_limit: Rate | None = None
     max_body_chars: int = 1600
     max_request_bytes: int = 1_048_576
+    read_timeout: float = 10.0        # a request must arrive whole within this (slow clients are cut off)
     dashboard: bool = True            # the web dashboard under /ui/
     public_url: str | None = None     # where people reach the bridge; https makes the dashboard's cookie Secure
 
@@ -1035,6 +1036,7 @@ _SERVER = {
     "rate_limit": _Field(_rate),
     "max_body_chars": _Field(_positive_int),
     "max_request_bytes": _Field(_positive_int),
+    "read_timeout": _Field(_positive_duration),
     "dashboard": _Field(_bool),
     "public_url": _Field(_http_url),
 }

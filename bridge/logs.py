@@ -29,6 +29,9 @@ _secrets: set[str] = set()
 _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 # Libraries whose INFO lines are noise next to the bridge's own (APScheduler logs every job run).
 _CHATTY = ("apscheduler",)
+# Loggers whose debug lines are kept out even at debug: aiosqlite logs every query with its parameters (the
+# idempotency scope is a hash of an API key; texts and numbers are people's data).
+_NEVER_DEBUG = ("aiosqlite",)
 
 
 @contextmanager
@@ -141,3 +144,5 @@ def setup_logging(level: str = "info", fmt: LogFormat = "text", *, secrets: Iter
     root.setLevel(numeric)
     for name in _CHATTY:
         logging.getLogger(name).setLevel(logging.NOTSET if numeric <= logging.DEBUG else logging.WARNING)
+    for name in _NEVER_DEBUG:
+        logging.getLogger(name).setLevel(max(numeric, logging.INFO))

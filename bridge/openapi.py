@@ -70,8 +70,8 @@ def openapi_document(config: Config) -> dict[str, Any]:
 
 
 def _errors(*statuses: str) -> dict[str, Any]:
-    names = {"400": "BadRequest", "401": "Unauthorized", "404": "NotFound", "409": "Conflict",
-             "413": "TooLarge", "422": "Unprocessable", "429": "RateLimited", "503": "Unavailable"}
+    names = {"400": "BadRequest", "401": "Unauthorized", "404": "NotFound", "408": "TooSlow", "409": "Conflict",
+             "413": "TooLarge", "415": "NotJson", "422": "Unprocessable", "429": "RateLimited", "503": "Unavailable"}
     out: dict[str, Any] = {s: {"$ref": f"#/components/responses/{names[s]}"} for s in statuses}
     out["default"] = {"$ref": "#/components/responses/Error"}
     return out
@@ -104,7 +104,7 @@ def _post_message(config: Config) -> dict[str, Any]:
             "required": True,
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MessageRequest"}}},
         },
-        "responses": {"202": _accepted(), **_errors("400", "401", "409", "413", "422", "429", "503")},
+        "responses": {"202": _accepted(), **_errors("400", "401", "408", "409", "413", "415", "422", "429", "503")},
     }
 
 
@@ -142,7 +142,7 @@ def _post_hook(config: Config) -> dict[str, Any]:
             "required": True,
             "content": {"application/json": {"schema": {"type": "object"}}},
         },
-        "responses": {"202": _accepted(), **_errors("400", "401", "404", "409", "413", "422", "429", "503")},
+        "responses": {"202": _accepted(), **_errors("400", "401", "404", "408", "409", "413", "422", "429", "503")},
     }
 
 
@@ -168,7 +168,7 @@ def _gateway_push() -> dict[str, Any]:
                     "properties": {"ok": {"type": "boolean"}, "events": {"type": "array", "items": {"type": "string"}}},
                 }}},
             },
-            **_errors("400", "404", "413"),
+            **_errors("400", "404", "408", "413"),
             "503": {"description": "The bridge cannot store it now; the upstream retries.",
                     "content": {"application/json": {"schema": _ERROR_REF}}},
         },
@@ -327,7 +327,9 @@ def _responses(config: Config) -> dict[str, Any]:
                               {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}}),
         "NotFound": error("No such message, hook or route."),
         "Conflict": error("A request with this Idempotency-Key is still running.", retry_after),
+        "TooSlow": error(f"The body did not arrive within {config.server.read_timeout:g}s (server.read_timeout)."),
         "TooLarge": error(f"The body is larger than {config.server.max_request_bytes} bytes."),
+        "NotJson": error("The Content-Type is not JSON (a form, plain text): `field` is `Content-Type`."),
         "Unprocessable": error("The Idempotency-Key was used with another request, or the hook's template "
                                "cannot render this payload."),
         "RateLimited": error("Over this key's rate limit.", retry_after),

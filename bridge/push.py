@@ -20,6 +20,7 @@ bridge cannot hold (past 64 bits, no UTC instant) is a 400 naming its field.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import Mapping
 from datetime import datetime, tzinfo
@@ -56,7 +57,12 @@ async def gateway_push(request: web.Request) -> web.Response:
         return web.json_response({"error": "not found"}, status=404)
     poller = request.app[POLLER]
     try:
-        observation = parse_push(await _fields(request), ZoneInfo(config.gateway.timezone), poller.clock())
+        async with asyncio.timeout(config.server.read_timeout):
+            fields = await _fields(request)
+        observation = parse_push(fields, ZoneInfo(config.gateway.timezone), poller.clock())
+    except TimeoutError:
+        return web.json_response({"error": f"the request body did not arrive within {config.server.read_timeout:g}s",
+                                  "field": None}, status=408)
     except PushError as exc:
         return web.json_response({"error": exc.message, "field": exc.field}, status=400)
     try:

@@ -23,6 +23,7 @@ import math
 import re
 import secrets
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,7 +35,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bridge.numbers import e164
 from bridge.appkeys import CONFIG, METRICS, POLLER, SENDER, STORE
-from bridge.config import Config, InboundConfig, Rate
+from bridge.config import Config, InboundConfig, Rate, ServerConfig
 from bridge.gateway import parse
 from bridge.gateway.models import Status
 from bridge.metrics import Metrics
@@ -229,7 +230,8 @@ def _authorize(request: web.Request) -> str:
 async def post_message(request: web.Request) -> web.Response:
     """`POST /v1/messages`: queue one text to one or more numbers; 202 once committed."""
     api = request.app[API]
-    raw = await read_body(request, api.config.server.max_request_bytes)
+    _require_json(request)
+    raw = await read_body(request, api.config.server)
     return await _accept_once(request, api, raw, lambda: message_send(parse_json(raw), api.config))
 
 
@@ -240,7 +242,7 @@ async def post_hook(request: web.Request) -> web.Response:
     inbound = api.config.inbound.get(name)
     if inbound is None:
         raise ApiProblem(404, f"no inbound hook named {name[:64]!r}")
-    raw = await read_body(request, api.config.server.max_request_bytes)
+    raw = await read_body(request, api.config.server)
     return await _accept_once(request, api, raw, lambda: hook_send(inbound, parse_json(raw), api))
 
 
@@ -291,9 +293,34 @@ def new_send_id() -> str:
     return f"msg_{time.time_ns() // 1000:014x}{secrets.token_hex(5)}"
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is longer than `limit` bytes."""
+def _require_json(request: web.Request) -> None:
+    """415 naming the Content-Type unless the body is declared JSON, or not declared (no type, or the generic
+    application/octet-stream): a form or plain text is a client that meant something else, even when its
+    bytes happen to parse."""
+    if "Content-Type" not in request.headers:
+        return
+    kind = request.content_type
+    if kind in ("application/json", "application/octet-stream") or (
+            kind.startswith("application/") and kind.endswith("+json")):
+        return
+    raise ApiProblem(415, f"Content-Type {kind[:80]} is not accepted: send the JSON body as application/json",
+                     "Content-Type")
+
+
+async def read_body(request: web.Request, server: ServerConfig) -> bytes:
+    """The request body: 413 as soon as it is longer than server.max_request_bytes, 408 when it has not
+    arrived whole within server.read_timeout."""
+    try:
+        async with asyncio.timeout(server.read_timeout):
+            return await _body_bytes(request, server.max_request_bytes)
+    except TimeoutError:
+        raise ApiProblem(408, f"the request body did not arrive within {server.read_timeout:g}s") from None
+
+
+async def _body_bytes(request: web.Request, limit: int) -> bytes:
     length = request.content_length
+    if length == 0:
+        return b""
     if length is not None:
         if length > limit:
             raise _too_large(limit)
@@ -403,13 +430,25 @@ def _body(value: Any, max_chars: int) -> str:
         raise ApiProblem(400, "required: the text to send", "body")
     if not isinstance(value, str):
         raise ApiProblem(400, "must be a string", "body")
-    if not value.strip():
-        raise ApiProblem(400, "must not be empty", "body")
+    if not is_visible(value):
+        raise ApiProblem(400, "must not be empty (or only invisible characters)", "body")
     if len(value) > max_chars:
         raise ApiProblem(400, f"longer than {max_chars} characters", "body")
     if not _encodable(value):
         raise ApiProblem(400, "contains characters that are not valid Unicode (lone surrogates)", "body")
     return value
+
+
+# Letters and symbols that render as nothing (Hangul fillers, the blank Braille pattern), beside the categories
+# of whitespace, format controls (zero-width space and joiners, BOM, soft hyphen) and lone combining marks.
+_BLANK_CHARACTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+_INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cn", "Mn", "Me"})
+
+
+def is_visible(text: str) -> bool:
+    """True when `text` has at least one character a reader would see."""
+    return any(ch not in _BLANK_CHARACTERS and unicodedata.category(ch) not in _INVISIBLE_CATEGORIES
+               for ch in text)
 
 
 def _encodable(text: str) -> bool:
@@ -468,7 +507,7 @@ def hook_send(inbound: InboundConfig, payload: Any, api: _Api) -> NewSend:
         text = api.engine.compile(template).render(**payload_context(payload, datetime.now(api.zone))).strip()
     except TemplateError as exc:
         raise ApiProblem(422, f"the hook's template cannot render this payload: {exc}") from None
-    if not text:
+    if not is_visible(text):
         raise ApiProblem(422, "the hook's template rendered an empty text for this payload")
     if not _encodable(text):
         raise ApiProblem(400, "the payload contains characters that are not valid Unicode")

@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bridge.app import build_app
+from bridge.app import app_runner, build_app
 from bridge.appkeys import POLLER, STORE
 from bridge.config import load_config
 
@@ -352,13 +352,25 @@ class RunningBridge:
         return last is not None and last >= moment
 
 
+def simulated_config(directory: Path, name: str, server: str = "") -> Path:
+    """A config NAME.yaml of its own (ports, in-process simulator) over the shared ./bridge.db in `directory`;
+    `server` adds lines under server:."""
+    config = directory / f"{name}.yaml"
+    extra = "".join(f"  {line}\n" for line in server.splitlines())
+    config.write_text(
+        f"gateway:\n  device_id: 1576\n  simulator: {{inbound_every: 0, listen: '127.0.0.1:{free_port()}'}}\n"
+        f"server:\n  listen: 127.0.0.1:{free_port()}\n  api_keys: [{API_KEY}]\n{extra}"
+        "storage:\n  path: ./bridge.db\n", encoding="utf-8")
+    return config
+
+
 @contextlib.asynccontextmanager
 async def running_bridge(config_path: Path, session: aiohttp.ClientSession,
                          clock: Callable[[], float] | None = None) -> AsyncIterator[RunningBridge]:
     """Load the config, build the bridge with build_app and serve it on a free port until the block ends."""
     config = load_config(config_path, env={})
     app = build_app(config, clock=clock or time.time)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    runner = app_runner(app, config, shutdown_timeout=1.0)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)

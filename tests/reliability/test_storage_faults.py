@@ -24,6 +24,7 @@ from reliability_support import (
     read_db,
     run_python,
     running_bridge,
+    simulated_config,
 )
 
 from bridge.appkeys import POLLER, STORE
@@ -388,23 +389,13 @@ async def test_a_nul_in_a_body_is_kept_whole_by_grouped_inserts(store: Store) ->
 # --- one bridge per database file -----------------------------------------------------------------------
 
 
-def _simulated_config(tmp_path: Path, name: str) -> Path:
-    """A config of its own (ports, simulator) over the shared ./bridge.db in tmp_path."""
-    config = tmp_path / f"{name}.yaml"
-    config.write_text(
-        f"gateway:\n  device_id: 1576\n  simulator: {{inbound_every: 0, listen: '127.0.0.1:{free_port()}'}}\n"
-        f"server:\n  listen: 127.0.0.1:{free_port()}\n  api_keys: [{API_KEY}]\n"
-        "storage:\n  path: ./bridge.db\n", encoding="utf-8")
-    return config
-
-
 async def test_a_second_run_on_a_database_in_use_exits_1_naming_the_file(tmp_path: Path) -> None:
     """While a bridge runs on a database, `sms-bridge run` on the same file exits 1 with one line naming it,
     no traceback, and the running bridge stays healthy."""
     async with aiohttp.ClientSession() as session, \
-            running_bridge(_simulated_config(tmp_path, "first"), session) as first:
+            running_bridge(simulated_config(tmp_path, "first"), session) as first:
         second = await asyncio.create_subprocess_exec(
-            PYTHON, "-m", "bridge", "run", "-c", str(_simulated_config(tmp_path, "second")), cwd=REPO,
+            PYTHON, "-m", "bridge", "run", "-c", str(simulated_config(tmp_path, "second")), cwd=REPO,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         try:
             _, stderr = await asyncio.wait_for(second.communicate(), 30)
@@ -426,7 +417,7 @@ async def test_a_database_file_gone_under_a_running_bridge_stops_sends(tmp_path:
     """A database file deleted or replaced while the bridge runs makes /healthz 503 and sends 503 JSON
     saying so, instead of accepting them into a file nobody will read again."""
     async with aiohttp.ClientSession() as session, \
-            running_bridge(_simulated_config(tmp_path, "bridge"), session) as bridge:
+            running_bridge(simulated_config(tmp_path, "bridge"), session) as bridge:
         status, _ = await bridge.send("+4915752982212", "before")
         assert status == 202
         db = tmp_path / "bridge.db"
