@@ -421,7 +421,7 @@ class Pipeline:
             return checks.Refusal.OWN_NUMBER
         if action.is_reply:
             readings = checks.number_readings(action.to, self.region)
-            replies = [ts for number in readings if (ts := await db.last_reply_ts(action.rule, number))]
+            replies = [ts for number in readings if (ts := await db.last_reply_ts(action.rule, number)) is not None]
             if not checks.cooldown_allows(_utc(max(replies)) if replies else None, _utc(now),
                                           self.safety.reply_cooldown):
                 return checks.Refusal.COOLDOWN

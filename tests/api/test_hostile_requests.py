@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 from api_support import API_KEY, Bridge
+from slow_clients import trickle
 
 from bridge.config import Config
 from bridge.logs import setup_logging
@@ -60,17 +61,6 @@ async def test_a_body_with_visible_text_among_invisible_characters_is_accepted(b
     assert response.status == 202
 
 
-async def _trickle(writer: asyncio.StreamWriter, chunk: bytes) -> None:
-    """Send `chunk` every 0.2 s until the connection breaks or the task is cancelled."""
-    try:
-        while True:
-            writer.write(chunk)
-            await writer.drain()
-            await asyncio.sleep(0.2)
-    except ConnectionError:
-        pass
-
-
 async def test_a_body_sent_slowly_is_cut_off_with_a_json_408(
         make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]]) -> None:
     """A client that sends its body a byte at a time is answered 408 once server.read_timeout has passed."""
@@ -79,11 +69,11 @@ async def test_a_body_sent_slowly_is_cut_off_with_a_json_408(
     writer.write(f"POST /v1/messages HTTP/1.1\r\nHost: bridge\r\nAuthorization: Bearer {API_KEY}\r\n"
                  f"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n".encode())
     started = time.monotonic()
-    trickle = asyncio.create_task(_trickle(writer, b" "))
+    sending = asyncio.create_task(trickle(writer, lambda _: b" "))
     try:
         answer = await asyncio.wait_for(reader.read(65536), 5)
     finally:
-        trickle.cancel()
+        sending.cancel()
         writer.close()
     assert time.monotonic() - started < 3
     head, _, body = answer.partition(b"\r\n\r\n")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import aiohttp
 from reliability_support import running_bridge, simulated_config
+from slow_clients import trickle
 from yarl import URL
 
 
@@ -20,17 +21,7 @@ async def test_a_client_sending_headers_slowly_is_cut_off(tmp_path: Path) -> Non
         reader, writer = await asyncio.open_connection(url.host, url.port)
         writer.write(b"POST /v1/messages HTTP/1.1\r\nHost: bridge\r\n")
         started = time.monotonic()
-
-        async def trickle() -> None:
-            try:
-                for i in range(100):
-                    writer.write(f"X-Slow-{i}: a\r\n".encode())
-                    await writer.drain()
-                    await asyncio.sleep(0.2)
-            except ConnectionError:
-                pass
-
-        sending = asyncio.create_task(trickle())
+        sending = asyncio.create_task(trickle(writer, lambda i: f"X-Slow-{i}: a\r\n".encode()))
         try:
             closed = await asyncio.wait_for(reader.read(65536), 8)
         finally:
