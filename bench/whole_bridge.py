@@ -201,9 +201,8 @@ class Bridge:
         self.process = subprocess.Popen([sys.executable, "-m", "bridge", "run", "-c", str(config)],
                                         stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{port}"
-        self.profiler = None if profile is None else subprocess.Popen(
-            ["py-spy", "record", "--pid", str(self.process.pid), "--rate", "200", "--format", "raw",
-             "--output", str(profile), "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.profile = profile
+        self.profiler: subprocess.Popen[bytes] | None = None
 
     async def ready(self, session: aiohttp.ClientSession) -> None:
         """Wait until /healthz answers 200 (the first poll went through)."""
@@ -218,6 +217,11 @@ class Bridge:
                 return False
 
         await wait_for(healthy, READY_WITHIN, "the bridge to answer /healthz")
+        if self.profile is not None:  # from here on: the load, not the start
+            self.profiler = subprocess.Popen(
+                ["py-spy", "record", "--pid", str(self.process.pid), "--rate", "250", "--format", "raw",
+                 "--output", str(self.profile), "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            await asyncio.sleep(0.5)  # py-spy attaches
 
     def stop(self) -> None:
         """SIGTERM, as a user stops it; it must end on its own."""

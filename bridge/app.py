@@ -116,6 +116,7 @@ def _workers_ctx(clock: Callable[[], float]) -> Callable[[web.Application], Asyn
                             default_region=config.gateway.default_region)
         pipeline.on_sends = sender.wake
         pipeline.on_deliveries = delivery.wake
+        pipeline.learn_ids = sender.learn_listed
         poller = Poller(config, store, gateway, pipeline, metrics, clock)
         app[appkeys.SENDER], app[appkeys.DELIVERY], app[appkeys.POLLER] = sender, delivery, poller
         await poller.mark_start()

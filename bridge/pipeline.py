@@ -34,7 +34,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
@@ -275,6 +275,8 @@ class Pipeline:
         self.clock = clock
         self.on_sends: Callable[[], None] | None = None
         self.on_deliveries: Callable[[], None] | None = None
+        # The sender learns the ids of SMS it handed over from what the batch lists, before the batch is judged.
+        self.learn_ids: Callable[[Tx, Sequence[Sms], float], Awaitable[int]] | None = None
         # Folded once: every inbound SMS is checked against them.
         self._opt_out = frozenset(checks.keyword_of(k) for k in safety.opt_out_keywords) - {""}
         self._opt_in = frozenset(checks.keyword_of(k) for k in safety.opt_in_keywords) - {""}
@@ -284,6 +286,8 @@ class Pipeline:
         """Write the state changes, new events and actions of `observations` (and `cursors`) in one transaction."""
         now = self.clock()
         async with self.store.transaction() as db:
+            if self.learn_ids is not None:
+                await self.learn_ids(db, [o.sms for o in observations if isinstance(o, SmsSeen)], now)
             batch = await self._judge(db, observations, now)
             await self._write_state(db, batch)
             events = await self._new_events(db, batch.events, now)

@@ -23,6 +23,10 @@ call gave one, else a random one the store drew for the recipient (never the row
 starts again at 1: another bridge on the same account would hand out the same ones) — and the ids are learned
 from `getallsms` afterwards. A listed SMS is taken for a recipient only when its customerid, number and text
 are the recipient's and it was created around the recipient's submission.
+
+Learning ids costs no call of its own: every poll lists the recent window anyway, and `learn_listed` matches
+that listing, in the poll's transaction, against the recipients still without an id. Only a recipient no poll
+has taught within `learn_after` (polling fails, or the upstream listed it late) is looked up by the sender.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ CLAIM_LIMIT = 500            # recipients claimed per transaction
 MAX_BACKOFF = 300.0          # seconds between retries, at most
 MATCH_SLACK = 600.0          # how far upstream clocks may be off when looking a send up by time
 LEARN_FOR = 86400.0          # how long to keep asking the upstream for the id of a submitted SMS
+LEARN_POLLS = 3              # polls that may teach a submitted SMS's id before the sender looks it up itself
 ANSWER_TTL = 86400.0         # how long idempotency keys are kept
 HOUSEKEEPING_EVERY = 600.0
 IDLE_WAIT = 30.0             # longest sleep of the worker when nothing is due
@@ -155,6 +160,7 @@ class Sender:
         *,
         batch_size: int = BATCH_SIZE,
         in_doubt_after: float | None = None,
+        learn_after: float | None = None,
     ) -> None:
         self._config = config
         self._store = store
@@ -164,6 +170,7 @@ class Sender:
         self._batch_size = batch_size
         self._in_doubt_after = 2 * config.gateway.timeout if in_doubt_after is None else in_doubt_after
         self._resend_after = max(RESEND_AFTER_MIN, 4 * self._in_doubt_after)
+        self._learn_after = LEARN_POLLS * config.poll.interval if learn_after is None else learn_after
         self._zone = ZoneInfo(config.gateway.timezone)
         self._buckets: dict[int, _Bucket] = {}
         self._unlearned: dict[int, tuple[float, int]] = {}  # recipient id -> (next try, tries)
@@ -302,7 +309,7 @@ class Sender:
                         "not be stored); they are reconciled with the upstream before any resend", stranded)
         if not self._recovered:
             for rid in await self._store.unlearned_recipient_ids(now - LEARN_FOR):
-                self._unlearned[rid] = (now, 0)
+                self._unlearned[rid] = (now + self._learn_after, 0)
             self._recovered = True
 
     async def _housekeeping(self) -> None:
@@ -425,11 +432,7 @@ class Sender:
             log.info("sender: addsms took %s to %s as sms %d", call[0].send_id, call[0].number, sms_id)
             return
         log.info("sender: addalotofsms took %d SMS", len(call))
-        found = await self._find_or_nothing(call)
-        await self._record_learned(
-            {r.id: (r, found[r.id].id, found[r.id]) for r in call if r.id in found},
-            [r for r in call if r.id not in found],
-        )
+        await self._record_learned({}, call)
 
     async def _call_failed(self, method: str, rows: list[_Recipient], exc: Exception) -> None:
         """Record a failed upstream call: refused -> failed; maybe applied -> in doubt; else retry later."""
@@ -533,7 +536,8 @@ class Sender:
                                  []).append(r)
         for device, group in by_device.items():
             listing = await self._gateway.get_all_sms(device_id=device, begin=self._since(group))
-            await self._match(group, listing, found, taken)
+            async with self._store.reading() as db:
+                await self._match(db, group, listing, found, taken)
         rest = [r for r in rows if r.id not in found]
         limit = asyncio.Semaphore(LOOKUP_CONCURRENCY)
 
@@ -545,28 +549,41 @@ class Sender:
         for listing in listings:
             if isinstance(listing, BaseException):
                 raise listing
-        for r, listing in zip(rest, listings):
-            await self._match([r], listing, found, taken)
+        async with self._store.reading() as db:
+            for r, listing in zip(rest, listings):
+                await self._match(db, [r], listing, found, taken)
         return found
 
     def _since(self, rows: Iterable[_Recipient]) -> datetime:
         first = min((r.submitted_ts for r in rows if r.submitted_ts is not None), default=self._clock())
         return datetime.fromtimestamp(first - MATCH_SLACK, self._zone)
 
-    async def _match(self, rows: Iterable[_Recipient], listing: list[Sms], found: dict[int, Sms],
-                     taken: set[int]) -> None:
+    async def learn_listed(self, db: Tx, listed: Sequence[Sms], now: float) -> int:
+        """Learn, in the caller's transaction, the ids of submitted SMS from a listing fetched anyway (a poll's
+        window): each matched recipient gets its id and a `messages` row. Returns how many were learned."""
+        if not any(sms.customer_id is not None and not sms.is_incoming for sms in listed):
+            return 0
+        rows = [_Recipient.of(r) for r in await db.unlearned_recipients(now - LEARN_FOR)]
+        if not rows:
+            return 0
+        found: dict[int, Sms] = {}
+        await self._match(db, rows, listed, found, set())
+        await self._write_learned(db, {r.id: (r, found[r.id].id, found[r.id]) for r in rows if r.id in found}, now)
+        return len(found)
+
+    async def _match(self, db: Tx, rows: Iterable[_Recipient], listing: list[Sms],
+                     found: dict[int, Sms], taken: set[int]) -> None:
         """Pair rows with listed messages: same customerid, number and text, created around the row's submission."""
+        rows = [r for r in rows if r.id not in found]
+        wanted = {r.correlation_id for r in rows}
         by_customer: dict[int, list[Sms]] = {}
         for sms in listing:
-            if sms.customer_id is not None and not sms.is_incoming:
+            if sms.customer_id in wanted and not sms.is_incoming:
                 by_customer.setdefault(sms.customer_id, []).append(sms)
         if not by_customer:
             return
-        async with self._store.reading() as db:
-            taken |= await db.assigned_sms_ids([s.id for group in by_customer.values() for s in group])
+        taken |= await db.assigned_sms_ids([s.id for group in by_customer.values() for s in group])
         for r in rows:
-            if r.id in found:
-                continue
             for sms in sorted(by_customer.get(r.correlation_id, ()), key=lambda s: s.id):
                 if sms.id in taken or not self._is_own(r, sms):
                     continue
@@ -596,15 +613,16 @@ class Sender:
         now = self._clock()
         retry: dict[int, tuple[float, int]] = {}
         for r in unknown:
-            tries = self._unlearned.get(r.id, (now, 0))[1] + 1
             if r.submitted_ts is not None and now - r.submitted_ts > LEARN_FOR:
                 continue
-            retry[r.id] = (now + _backoff(tries), tries)
+            if r.id in self._unlearned:
+                tries = self._unlearned[r.id][1] + 1
+                retry[r.id] = (now + _backoff(tries), tries)
+            else:  # just handed over: the next polls list it
+                retry[r.id] = (now + self._learn_after, 0)
         async with self._store.transaction() as db:
-            await db.mark_submitted([(rid, sms_id, now) for rid, (_, sms_id, _) in learned.items()], now)
+            await self._write_learned(db, learned, now)
             await db.mark_submitted([(rid, None, at) for rid, (at, _) in retry.items()], now)
-            await db.insert_messages([self._message_row(r, sms_id, sms, now)
-                                             for r, sms_id, sms in learned.values()])
             await db.set_recipients("queued", [(r.id, None, now) for r in requeue], now)
             await db.set_in_doubt(doubts, now)
         for rid in learned:
@@ -612,6 +630,14 @@ class Sender:
         for r in unknown:
             self._unlearned.pop(r.id, None)
         self._unlearned.update(retry)
+
+    async def _write_learned(self, db: Tx, learned: dict[int, tuple[_Recipient, int, Sms | None]],
+                             now: float) -> None:
+        """Store learned ids: the recipients' sms ids, and `messages` rows so the poller follows their status."""
+        if not learned:
+            return
+        await db.mark_submitted([(rid, sms_id, now) for rid, (_, sms_id, _) in learned.items()], now)
+        await db.insert_messages([self._message_row(r, sms_id, sms, now) for r, sms_id, sms in learned.values()])
 
     def _message_row(self, r: _Recipient, sms_id: int, sms: Sms | None, now: float) -> tuple[object, ...]:
         """A MESSAGE_COLUMNS row: status pending, so the poller reports every change from here on."""

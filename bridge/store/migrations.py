@@ -201,6 +201,11 @@ MIGRATIONS: tuple[str, ...] = (
     # 7: numbers compared as numbers. Rows only: opt-outs, cooldowns and the loop guard's log are re-keyed
     # by `bridge.numbers.number_readings`, which SQL cannot compute (see RENUMBERED_AT).
     "",
+    # 8: the recipients handed upstream whose sms id is not known yet, which every poll's listing may teach.
+    """
+    CREATE INDEX IF NOT EXISTS recipients_unlearned ON recipients (submitted_ts)
+        WHERE state = 'submitted' AND sms_id IS NULL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # The version whose upgrade also has the backend re-key stored numbers (`SafetyOps.renumber`), right after its

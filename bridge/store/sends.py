@@ -56,7 +56,12 @@ class SendOps(ABC):
 
     @abstractmethod
     async def unlearned_recipient_ids(self, since: float) -> list[int]:
-        """Recipients submitted after `since` whose upstream sms id is not known yet (a full scan: startup only)."""
+        """Recipients submitted after `since` whose upstream sms id is not known yet."""
+
+    @abstractmethod
+    async def unlearned_recipients(self, since: float) -> list[Row]:
+        """Recipients submitted after `since` whose upstream sms id is not known yet, with their send, by id
+        (every poll asks: it reads only the rows still to learn)."""
 
     @abstractmethod
     async def set_recipients(self, state: str, changes: Iterable[tuple[int, str | None, float]], now: float) -> None:
@@ -98,6 +103,6 @@ class SendReads(Access):
             return await tx.next_recipient_due()
 
     async def unlearned_recipient_ids(self, since: float) -> list[int]:
-        """Recipients submitted after `since` whose upstream sms id is not known yet (a full scan: startup only)."""
+        """Recipients submitted after `since` whose upstream sms id is not known yet."""
         async with self.reading() as tx:
             return await tx.unlearned_recipient_ids(since)

@@ -151,7 +151,8 @@ class Bridge:
         return await response.json()
 
     async def settled(self, message_id: str, timeout: float = WAIT) -> dict[str, Any]:
-        """The message once no recipient is queued or in doubt and every submitted one knows its sms_id."""
+        """The message once no recipient is queued or in doubt and every submitted one knows its sms_id (polling
+        meanwhile, as the bridge's poller does: its listings teach the ids of SMS sent in batches)."""
         deadline = time.monotonic() + timeout
         while True:
             message = await self.message(message_id)
@@ -160,6 +161,8 @@ class Bridge:
             if not {"queued", "in_doubt"} & set(states) and not learning:
                 return message
             assert time.monotonic() < deadline, f"message did not settle: {message}"
+            if learning:
+                await self.poller.poll_once()
             await asyncio.sleep(0.05)
 
     async def close(self) -> None:
@@ -185,6 +188,7 @@ async def start_bridge(config: Config, *, start_sender: bool = True, in_doubt_af
     router = Router.for_config(config, TemplateEngine(config.templates_dir))
     pipeline = Pipeline(store, router, config.safety, metrics, clock, default_region=config.gateway.default_region)
     pipeline.on_sends = sender.wake
+    pipeline.learn_ids = sender.learn_listed
     poller = Poller(config, store, gateway, pipeline, metrics, clock)
     app = web.Application(client_max_size=config.server.max_request_bytes)
     app[CONFIG], app[STORE], app[HTTP], app[GATEWAY] = config, store, session, gateway

@@ -15,6 +15,7 @@ from api_support import Bridge, Clock, Sim, eventually
 from test_messages import numbers
 
 from bridge.config import Config
+from bridge.sender import LEARN_POLLS
 from bridge.store import NewSend, StoreUnavailable
 
 TO = "+4915752982212"
@@ -162,20 +163,40 @@ async def test_crash_before_the_call_reached_upstream_sends_once_after_restart(
     assert sorted(s["to"] for s in await sim.sent()) == numbers(2)
 
 
-async def test_ids_missing_after_a_batch_are_learned_later(
+async def test_ids_of_a_batch_are_learned_from_the_next_poll(
         make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
-    """When getallsms fails right after addalotofsms the rows are submitted without ids, learned on a later pass."""
-    clock = Clock()
-    bridge = await bridges(make_config(), start_sender=False, clock=clock)
-    message_id = (await (await bridge.send({"to": numbers(3), "body": "learn later"})).json())["id"]
-    await sim.fault("503", count=1, methods=["getallsms"])
+    """After addalotofsms the sender lists nothing itself: the next poll's window teaches every recipient its id."""
+    bridge = await bridges(make_config(), start_sender=False)
+    message_id = (await (await bridge.send({"to": numbers(3), "body": "learn from the poll"})).json())["id"]
     await bridge.sender.drain_once()
     early = await bridge.message(message_id)
-    clock.advance(5)
+    listed_by_sender = await sim.calls("getallsms")
+    await bridge.poller.poll_once()
+    late = await bridge.message(message_id)
+    assert [(r["state"], r["sms_id"]) for r in early["recipients"]] == [("submitted", None)] * 3
+    assert listed_by_sender == 0
+    sent = {s["to"]: s["sms_id"] for s in await sim.sent()}
+    assert {r["to"]: r["sms_id"] for r in late["recipients"]} == sent and len(sent) == 3
+
+
+async def test_ids_no_poll_teaches_are_looked_up_by_the_sender(
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+    """When polling fails, the sender looks the ids of a batch up itself once the polls had their chance."""
+    clock = Clock()
+    config = make_config()
+    bridge = await bridges(config, start_sender=False, clock=clock)
+    message_id = (await (await bridge.send({"to": numbers(3), "body": "learn later"})).json())["id"]
+    await bridge.sender.drain_once()
+    await sim.fault("503", count=1, methods=["getallsms"])
+    assert not (await bridge.poller.poll_once()).ok
+    await bridge.sender.drain_once()
+    early = await bridge.message(message_id)
+    clock.advance(LEARN_POLLS * config.poll.interval + 1)
     await bridge.sender.drain_once()
     late = await bridge.message(message_id)
     assert [(r["state"], r["sms_id"]) for r in early["recipients"]] == [("submitted", None)] * 3
-    assert all(r["sms_id"] for r in late["recipients"]) and len(await sim.sent()) == 3
+    sent = {s["to"]: s["sms_id"] for s in await sim.sent()}
+    assert {r["to"]: r["sms_id"] for r in late["recipients"]} == sent and len(sent) == 3
 
 
 async def test_opted_out_number_is_refused_and_visible(bridge: Bridge, sim: Sim) -> None:

@@ -129,11 +129,16 @@ class SqliteSends(SendOps):
         return (await cursor.fetchone())[0]
 
     async def unlearned_recipient_ids(self, since: float) -> list[int]:
-        """Recipients submitted after `since` whose upstream sms id is not known yet (a full scan: startup only)."""
+        """Recipients submitted after `since` whose upstream sms id is not known yet."""
+        return [row["id"] for row in await self.unlearned_recipients(since)]
+
+    async def unlearned_recipients(self, since: float) -> list[Row]:
+        """Recipients submitted after `since` whose upstream sms id is not known yet, with their send, by id."""
         cursor = await self._db.execute(
-            "SELECT id FROM recipients WHERE state = 'submitted' AND sms_id IS NULL AND submitted_ts >= ?", (since,)
+            _RECIPIENT_FIELDS + "WHERE r.state = 'submitted' AND r.sms_id IS NULL AND r.submitted_ts >= ? ORDER BY r.id",
+            (since,),
         )
-        return [row[0] for row in await cursor.fetchall()]
+        return list(await cursor.fetchall())
 
     async def set_recipients(self, state: str, changes: Iterable[tuple[int, str | None, float]], now: float) -> None:
         """Move recipients, given as (id, reason, next_attempt_ts), to `state`."""
