@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import random
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -41,7 +42,7 @@ from bridge.gateway.errors import ApiError, GatewayError
 from bridge.metrics import Metrics
 from bridge.signing import signing_key, webhook_headers
 from bridge.store import AttemptLog, Store, StoreError
-from bridge.templating import TemplateEngine, TemplateError, render_event_body
+from bridge.templating import JSON_TYPE, TemplateEngine, TemplateError, render_event_body, to_json
 
 if TYPE_CHECKING:
     from bridge.gateway.client import GatewayClient
@@ -60,6 +61,8 @@ PREFETCH = 4                      # a lane holds up to this many times its concu
 KEPT_RESPONSE_CHARS = 200
 MAX_RESPONSE_BYTES = 65_536
 TAG_LANE = "tag"
+# The head of an event as the pipeline stores it (compact JSON, `rule` null right after `occurred_at`).
+_STORED_HEAD = re.compile(r'\{"id":"evt_[0-9a-f]+","type":"[a-z._]+","occurred_at":"[0-9:TZ-]+","rule":null[,}]')
 
 
 class DeliveryState(enum.StrEnum):
@@ -141,7 +144,7 @@ def response_attempt(status: int, headers: Mapping[str, str], text: str, now: fl
 
 @dataclass(frozen=True, slots=True)
 class _Due:
-    """A due outbox row, with the event JSON it delivers."""
+    """A due outbox row, with the stored JSON text of the event it delivers."""
 
     id: int
     event_id: str
@@ -149,17 +152,26 @@ class _Due:
     rule: str | None
     spec: Mapping[str, Any]
     attempts: int
-    event: Mapping[str, Any]
+    payload: str
 
     @classmethod
     def of(cls, row: Any) -> _Due:
         return cls(row["id"], row["event_id"], row["target"], row["rule"], json.loads(row["spec"]),
-                   row["attempts"], json.loads(row["payload"]))
+                   row["attempts"], row["payload"])
+
+    def default_body(self) -> str:
+        """`to_json(self.event_json())`: the stored text with the rule written in, when it has the pipeline's
+        head; decoded and encoded again only when it does not."""
+        head = _STORED_HEAD.match(self.payload)
+        if head is None:
+            return to_json(self.event_json())
+        cut = head.end() - 1
+        return f"{self.payload[:cut - 4]}{to_json(self.rule)}{self.payload[cut:]}"
 
     def event_json(self) -> dict[str, Any]:
         """The event JSON with `rule` set to the rule that routed this delivery, in its place after `occurred_at`."""
         event: dict[str, Any] = {}
-        for key, value in self.event.items():
+        for key, value in json.loads(self.payload).items():
             if key != "rule":
                 event[key] = value
             if key == "occurred_at":
@@ -480,6 +492,8 @@ class DeliveryWorker:
     def _render(self, webhook: WebhookConfig, row: _Due, now: float) -> tuple[bytes, str]:
         """The body and Content-Type: the row's template, else the target's, else the event JSON."""
         template = row.spec.get("template") or webhook.template
+        if template is None:
+            return row.default_body().encode(), JSON_TYPE
         match = row.spec.get("match") or {}
         rendered = render_event_body(self._engine, template, row.event_json(), match,
                                      datetime.fromtimestamp(now, timezone.utc))

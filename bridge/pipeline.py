@@ -47,6 +47,7 @@ from bridge.gateway.models import Device, Sms, Status
 from bridge.metrics import Metrics
 from bridge.rules import AddTag, Deliver, OptIn, OptOut, PlannedAction, Router, SendSms
 from bridge.store import EventAction, NewDelivery, NewSend, Row, Store, Tx
+from bridge.templating import to_json
 
 log = logging.getLogger(__name__)
 
@@ -331,8 +332,7 @@ class Pipeline:
             if event.dedupe_key not in known:
                 known.add(event.dedupe_key)
                 fresh.append(event)
-        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-        await db.insert_events([(e.id, e.dedupe_key, str(e.type), dumps(e.to_json()), now,
+        await db.insert_events([(e.id, e.dedupe_key, str(e.type), to_json(e.to_json()), now,
                                  e.sms.id if e.sms else None) for e in fresh])
         return fresh
 
@@ -342,7 +342,8 @@ class Pipeline:
 
         Returns the sends and deliveries queued, and each event with its planned actions.
         """
-        sends = deliveries = 0
+        sends = 0
+        outbox: list[NewDelivery] = []  # written together after the loop: one statement for the batch
         routed: list[_Routed] = []
         taken: list[EventAction] = []
         own_numbers = [n for numbers in batch.numbers.values() for n in numbers if n]
@@ -359,12 +360,13 @@ class Pipeline:
                 actions = ()
             routed.append(_Routed(event, actions, notes))
             for index, action in enumerate(actions):
-                done = await self._apply(db, event, index, action, own_numbers, now, notes)
+                done = await self._apply(db, event, index, action, own_numbers, now, notes, outbox)
                 taken.append(done)
                 sends += done.outcome == "queued" and done.action in ("reply", "send")
-                deliveries += done.outcome == "queued" and done.action in ("webhook", "tag")
+        if outbox:
+            await db.insert_deliveries(outbox, now)
         await db.insert_event_actions(taken)
-        return sends, deliveries, routed
+        return sends, len(outbox), routed
 
     async def _keywords(self, db: Tx, event_id: str, sms: SmsFacts, now: float,
                         notes: list[str]) -> EventAction | None:
@@ -380,8 +382,9 @@ class Pipeline:
                            f"safety keyword {word.upper()}")
 
     async def _apply(self, db: Tx, event: Event, index: int, action: PlannedAction,
-                     own_numbers: list[str], now: float, notes: list[str]) -> EventAction:
-        """Write one planned action; returns what became of it.
+                     own_numbers: list[str], now: float, notes: list[str], outbox: list[NewDelivery]) -> EventAction:
+        """Write one planned action (a delivery is added to `outbox`, for the caller to write for the whole
+        batch); returns what became of it.
 
         What safety did or refused is added to `notes`, logged after the event's own line.
         """
@@ -401,11 +404,11 @@ class Pipeline:
             spec: dict[str, object] = {"match": dict(action.match)}
             if action.template is not None:
                 spec["template"] = action.template
-            await db.insert_delivery(NewDelivery(event.id, "webhook", action.webhook, action.rule, spec), now)
+            outbox.append(NewDelivery(event.id, "webhook", action.webhook, action.rule, spec))
             return EventAction(event.id, index, action.rule, "webhook", action.webhook, "queued")
         if isinstance(action, AddTag):
             spec = {"phone": action.phone, "name": action.name}
-            await db.insert_delivery(NewDelivery(event.id, "tag", str(action.tag_id), action.rule, spec), now)
+            outbox.append(NewDelivery(event.id, "tag", str(action.tag_id), action.rule, spec))
             return EventAction(event.id, index, action.rule, "tag", str(action.tag_id), "queued")
         if isinstance(action, (OptOut, OptIn)):
             opted_out = isinstance(action, OptOut)

@@ -21,6 +21,10 @@ class OutboxOps(ABC):
         """Add one outbox row, due at once."""
 
     @abstractmethod
+    async def insert_deliveries(self, deliveries: Iterable[NewDelivery], now: float) -> None:
+        """Add outbox rows, due at once, in their order (one statement for a poll's many)."""
+
+    @abstractmethod
     async def due_deliveries(
         self, now: float, kind: str, target: str | None, first_delay: float, limit: int, exclude: Iterable[int],
     ) -> list[Row]:

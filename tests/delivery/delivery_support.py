@@ -17,6 +17,7 @@ from bridge.config import WebhookConfig
 from bridge.events import Event, EventType, SmsFacts, sms_event
 from bridge.gateway.models import Status
 from bridge.store import NewDelivery, Store
+from bridge.templating import to_json
 
 WAIT = 5.0  # the longest a test waits for a condition
 
@@ -147,11 +148,11 @@ def inbound_event(body: str = "INFO please", sender: str = "+4912312312332") -> 
     return sms_event(EventType.RECEIVED, facts, created)
 
 
-async def add_event(store: Store, event: Event, now: float) -> None:
-    """Store an event as the pipeline does: its JSON with `rule` null."""
+async def add_event(store: Store, event: Event, now: float, payload: str | None = None) -> None:
+    """Store an event as the pipeline does: its compact JSON with `rule` null (or the `payload` text given)."""
+    text = to_json(event.to_json()) if payload is None else payload
     async with store.transaction() as db:
-        row = (event.id, event.dedupe_key, str(event.type), json.dumps(event.to_json()), now,
-               event.sms.id if event.sms else None)
+        row = (event.id, event.dedupe_key, str(event.type), text, now, event.sms.id if event.sms else None)
         await db.insert_events([row])
 
 

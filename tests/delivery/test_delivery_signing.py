@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import json
 
-from delivery_support import queue_webhook, target
+from delivery_support import add_event, inbound_event, queue, queue_webhook, target
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from standardwebhooks import Webhook
 
 from bridge import __version__
 from bridge.config import Secret
+from bridge.store import NewDelivery
 from bridge.templating import to_json
 
 WHSEC = "whsec_" + base64.b64encode(b"a key of thirty-two bytes, ok?!!").decode()
@@ -53,6 +56,33 @@ async def test_default_body_is_the_event_json_with_its_rule(sink, store, make_wo
     assert request.body.decode() == to_json(event.to_json("info"))
     assert request.headers["Content-Type"] == "application/json"
     assert request.webhook_id == event.id
+
+
+_texts = st.one_of(st.text(max_size=40), st.sampled_from(('"rule":null', '{"rule":null,"x":1}', '\\"', "é\u2028")))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_texts, sender=_texts, rule=st.one_of(st.none(), _texts))
+async def test_default_body_is_the_event_json_whatever_the_text(sink, store, make_worker, clock, body, sender, rule):
+    """Any SMS text, sender and rule name come out as exactly the event JSON with that rule, nothing else changed."""
+    worker = make_worker(target(sink))
+    event = inbound_event(body=body, sender=sender)
+    await add_event(store, event, clock())
+    await queue(store, clock(), NewDelivery(event.id, "webhook", "crm", rule, {}))
+    await worker.deliver_due_once()
+    [request] = [r for r in sink.requests("/crm") if r.webhook_id == event.id]
+    assert request.body.decode() == to_json(event.to_json(rule))
+
+
+async def test_an_event_stored_in_another_spelling_is_delivered_as_the_event_json(sink, store, make_worker, clock):
+    """An event kept as spaced-out JSON (not the compact form written today) still goes out compact, with its rule."""
+    worker = make_worker(target(sink))
+    event = inbound_event()
+    await add_event(store, event, clock(), payload=json.dumps(event.to_json(), indent=1))
+    await queue(store, clock(), NewDelivery(event.id, "webhook", "crm", "info", {}))
+    await worker.deliver_due_once()
+    [request] = sink.requests("/crm")
+    assert request.body.decode() == to_json(event.to_json("info"))
 
 
 async def test_configured_headers_and_user_agent_are_sent(sink, store, make_worker, clock):
