@@ -16,6 +16,10 @@ only answers 202, and this process, the load generator.
    same sink.
 
     python bench/whole_bridge.py [--rounds 3] [--requests 4000] [--clients 64] [--inbound 2000] [--json]
+                                 [--stored N] [--loop asyncio|uvloop] [--profile DIR]
+
+`--stored N` starts each bridge with N old messages in its store (the scale figures); `--loop uvloop` runs
+the bridge on uvloop to weigh that speedup; `--profile DIR` records py-spy profiles of the bridge under load.
 
 Each round measures every figure once, baselines and bridge back to back; the figures are the medians over
 the rounds, and each row's `spread` gives the lowest and highest round.
@@ -32,6 +36,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import shutil
 import tempfile
 import threading
 import time
@@ -46,6 +51,9 @@ from aiohttp import web
 from bridge.gateway.simulator import SIMULATOR, build_simulator_app
 from deliver import _bodies, run_bare
 from http_api import API_KEY, ON_CALL, TEXT, _response_status, _split, bare_202, percentile
+from poll import fill_store
+
+from bridge.store import Store
 
 EMAIL, PASSWORD, ZONE = "demo@example.com", "demo", "Europe/Paris"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -58,6 +66,12 @@ TARGET_PIPELINE_RATIO = 0.50
 READY_WITHIN = 30.0  # seconds a child process may take to start
 DRAIN_WITHIN = 120.0  # seconds the bridge may take to hand every accepted send upstream, or to deliver every event
 CHECK_EVERY = 0.05
+# `sms-bridge run` as installed, or (to weigh the optional speedup) on uvloop's event loop.
+BRIDGE_COMMAND = {
+    "asyncio": (sys.executable, "-m", "bridge"),
+    "uvloop": (sys.executable, "-c", "import sys, uvloop; uvloop.install(); from bridge.cli import main; "
+               "sys.exit(main(sys.argv[1:]))"),
+}
 CONFIG_YAML = """\
 gateway:
   url: {upstream}
@@ -190,15 +204,19 @@ class Child:
 class Bridge:
     """`sms-bridge run` in its own process, on a fresh database, against the upstream and the sink."""
 
-    def __init__(self, directory: Path, upstream: str, sink: str, profile: Path | None = None) -> None:
+    def __init__(self, directory: Path, upstream: str, sink: str, profile: Path | None = None,
+                 loop: str = "asyncio", seed: Path | None = None) -> None:
         port = _free_port()
         config = directory / "rules.yaml"
+        db = directory / f"bridge-{time.monotonic_ns()}.db"
+        if seed is not None:
+            shutil.copyfile(seed, db)
         config.write_text(CONFIG_YAML.format(
             upstream=upstream, email=EMAIL, password=PASSWORD, device=DEVICE, zone=ZONE, interval=POLL_INTERVAL,
-            db=directory / f"bridge-{time.monotonic_ns()}.db", port=port, key=API_KEY, sink=sink, secret=SECRET,
+            db=db, port=port, key=API_KEY, sink=sink, secret=SECRET,
             concurrency=CONCURRENCY), encoding="utf-8")
         self.log = open(directory / "bridge.log", "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "bridge", "run", "-c", str(config)],
+        self.process = subprocess.Popen([*BRIDGE_COMMAND[loop], "run", "-c", str(config)],
                                         stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{port}"
         self.profile = profile
@@ -289,13 +307,14 @@ async def post_load(url: str, clients: int, requests: int) -> tuple[float, list[
 
 
 async def api_round(session: aiohttp.ClientSession, bare: Child, upstream: Child, sink: Child, clients: int,
-                    requests: int, directory: Path, profile: Path | None = None) -> dict[str, float]:
+                    requests: int, directory: Path, profile: Path | None, loop: str, seed: Path | None
+                    ) -> dict[str, float]:
     """One bare-202 load and one bridge load of the same shape; the bridge must hand each send upstream once."""
     await post_load(bare.url, clients, requests // 10)  # warm-up
     bare_rate, bare_latencies = await post_load(bare.url, clients, requests)
     before = (await get_json(session, f"{upstream.url}/bench/sent"))["sent"]
     sent_url = f"{upstream.url}/bench/sent?since={before}"
-    bridge = Bridge(directory, upstream.url, sink.url, profile)
+    bridge = Bridge(directory, upstream.url, sink.url, profile, loop, seed)
     try:
         await bridge.ready(session)
         rate, latencies = await post_load(bridge.url, clients, requests)
@@ -317,12 +336,12 @@ async def api_round(session: aiohttp.ClientSession, bare: Child, upstream: Child
 
 
 async def pipeline_round(session: aiohttp.ClientSession, upstream: Child, sink: Child, inbound: int,
-                         directory: Path, profile: Path | None = None) -> dict[str, float]:
+                         directory: Path, profile: Path | None, loop: str, seed: Path | None) -> dict[str, float]:
     """One bare POST loop to the sink and one poll of `inbound` new SMS through the bridge to the sink."""
     bodies = _bodies(inbound)
     await run_bare(f"{sink.url}/hook", bodies[: inbound // 10], CONCURRENCY)  # warm-up
     bare_rate = inbound / await run_bare(f"{sink.url}/hook", bodies, CONCURRENCY)
-    bridge = Bridge(directory, upstream.url, sink.url, profile)
+    bridge = Bridge(directory, upstream.url, sink.url, profile, loop, seed)
     try:
         await bridge.ready(session)
         async with session.post(f"{upstream.url}/bench/inbound", json={"count": inbound}) as response:
@@ -389,23 +408,36 @@ def rows(figures: tuple[Figure, ...], rounds: list[dict[str, float]]) -> list[di
     return out
 
 
+async def seeded_store(path: Path, stored: int) -> Path | None:
+    """A database file holding `stored` old messages (seven days' worth, before now), copied for each bridge."""
+    if not stored:
+        return None
+    store = await Store.open(path)
+    try:
+        await fill_store(store, stored, time.time() - 3600)
+    finally:
+        await store.close()
+    return path
+
+
 async def measure(rounds: int, clients: int, requests: int, inbound: int,
-                  profiles: Path | None = None) -> list[dict[str, Any]]:
+                  profiles: Path | None = None, loop: str = "asyncio", stored: int = 0) -> list[dict[str, Any]]:
     """Start the upstream, sink and bare server, run the rounds, and return the figures' rows (with py-spy
-    profiles of the bridge in `profiles`, when given)."""
+    profiles of the bridge in `profiles`, when given; each bridge starts with `stored` old messages)."""
     children = {mode: Child(mode) for mode in ("upstream", "sink", "bare")}
     api: list[dict[str, float]] = []
     pipeline: list[dict[str, float]] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            seed = await seeded_store(Path(tmp) / "seed.db", stored)
             async with aiohttp.ClientSession() as session:
                 for n in range(rounds):
                     directory = Path(tmp) / f"round{n}"
                     directory.mkdir()
                     api.append(await api_round(session, children["bare"], children["upstream"], children["sink"],
-                                               clients, requests, directory, _profile(profiles, "api", n)))
+                                               clients, requests, directory, _profile(profiles, "api", n), loop, seed))
                     pipeline.append(await pipeline_round(session, children["upstream"], children["sink"], inbound,
-                                                         directory, _profile(profiles, "pipeline", n)))
+                                                         directory, _profile(profiles, "pipeline", n), loop, seed))
                     print(f"round {n + 1}: api {api[-1]}, pipeline {pipeline[-1]}", file=sys.stderr, flush=True)
     finally:
         for child in children.values():
@@ -427,6 +459,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print a JSON array of figures")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="record py-spy profiles (collapsed stacks) of the bridge in DIR")
+    parser.add_argument("--stored", type=int, default=0, metavar="N",
+                        help="messages already in each bridge's store (scale figures: 100000, 1000000)")
+    parser.add_argument("--loop", choices=tuple(BRIDGE_COMMAND), default="asyncio",
+                        help="the bridge's event loop (uvloop: to weigh it; the bridge itself runs asyncio's)")
     parser.add_argument("--serve", choices=("upstream", "sink", "bare"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
@@ -434,7 +470,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
-    figures = asyncio.run(measure(args.rounds, args.clients, args.requests, args.inbound, args.profile))
+    figures = asyncio.run(measure(args.rounds, args.clients, args.requests, args.inbound, args.profile,
+                                  args.loop, args.stored))
     if args.json:
         print(json.dumps(figures, indent=1))
     else:
