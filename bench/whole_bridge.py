@@ -53,7 +53,7 @@ from deliver import _bodies, run_bare
 from http_api import API_KEY, ON_CALL, TEXT, _response_status, _split, bare_202, percentile
 from poll import fill_store
 
-from bridge.store import Store
+from bridge.store import SqliteStore
 
 EMAIL, PASSWORD, ZONE = "demo@example.com", "demo", "Europe/Paris"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -412,7 +412,7 @@ async def seeded_store(path: Path, stored: int) -> Path | None:
     """A database file holding `stored` old messages (seven days' worth, before now), copied for each bridge."""
     if not stored:
         return None
-    store = await Store.open(path)
+    store = await SqliteStore.open(path)
     try:
         await fill_store(store, stored, time.time() - 3600)
     finally:
