@@ -16,7 +16,7 @@ only answers 202, and this process, the load generator.
    same sink.
 
     python bench/whole_bridge.py [--rounds 3] [--requests 4000] [--clients 64] [--inbound 2000] [--json]
-                                 [--stored N] [--loop asyncio|uvloop] [--profile DIR]
+                                 [--stored N] [--loop asyncio|uvloop] [--poll-interval 2s] [--profile DIR]
 
 `--stored N` starts each bridge with N old messages in its store (the scale figures); `--loop uvloop` runs
 the bridge on uvloop to weigh that speedup; `--profile DIR` records py-spy profiles of the bridge under load.
@@ -201,22 +201,30 @@ class Child:
         self.process.wait(30)
 
 
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """How each bridge of a run is started: its event loop, the store it starts from, its poll interval."""
+
+    loop: str = "asyncio"
+    seed: Path | None = None
+    interval: str = POLL_INTERVAL
+
+
 class Bridge:
     """`sms-bridge run` in its own process, on a fresh database, against the upstream and the sink."""
 
-    def __init__(self, directory: Path, upstream: str, sink: str, profile: Path | None = None,
-                 loop: str = "asyncio", seed: Path | None = None) -> None:
+    def __init__(self, directory: Path, upstream: str, sink: str, setup: Setup, profile: Path | None) -> None:
         port = _free_port()
         config = directory / "rules.yaml"
         db = directory / f"bridge-{time.monotonic_ns()}.db"
-        if seed is not None:
-            shutil.copyfile(seed, db)
+        if setup.seed is not None:
+            shutil.copyfile(setup.seed, db)
         config.write_text(CONFIG_YAML.format(
-            upstream=upstream, email=EMAIL, password=PASSWORD, device=DEVICE, zone=ZONE, interval=POLL_INTERVAL,
+            upstream=upstream, email=EMAIL, password=PASSWORD, device=DEVICE, zone=ZONE, interval=setup.interval,
             db=db, port=port, key=API_KEY, sink=sink, secret=SECRET,
             concurrency=CONCURRENCY), encoding="utf-8")
         self.log = open(directory / "bridge.log", "ab")
-        self.process = subprocess.Popen([*BRIDGE_COMMAND[loop], "run", "-c", str(config)],
+        self.process = subprocess.Popen([*BRIDGE_COMMAND[setup.loop], "run", "-c", str(config)],
                                         stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{port}"
         self.profile = profile
@@ -307,14 +315,13 @@ async def post_load(url: str, clients: int, requests: int) -> tuple[float, list[
 
 
 async def api_round(session: aiohttp.ClientSession, bare: Child, upstream: Child, sink: Child, clients: int,
-                    requests: int, directory: Path, profile: Path | None, loop: str, seed: Path | None
-                    ) -> dict[str, float]:
+                    requests: int, directory: Path, setup: Setup, profile: Path | None) -> dict[str, float]:
     """One bare-202 load and one bridge load of the same shape; the bridge must hand each send upstream once."""
     await post_load(bare.url, clients, requests // 10)  # warm-up
     bare_rate, bare_latencies = await post_load(bare.url, clients, requests)
     before = (await get_json(session, f"{upstream.url}/bench/sent"))["sent"]
     sent_url = f"{upstream.url}/bench/sent?since={before}"
-    bridge = Bridge(directory, upstream.url, sink.url, profile, loop, seed)
+    bridge = Bridge(directory, upstream.url, sink.url, setup, profile)
     try:
         await bridge.ready(session)
         rate, latencies = await post_load(bridge.url, clients, requests)
@@ -336,12 +343,12 @@ async def api_round(session: aiohttp.ClientSession, bare: Child, upstream: Child
 
 
 async def pipeline_round(session: aiohttp.ClientSession, upstream: Child, sink: Child, inbound: int,
-                         directory: Path, profile: Path | None, loop: str, seed: Path | None) -> dict[str, float]:
+                         directory: Path, setup: Setup, profile: Path | None) -> dict[str, float]:
     """One bare POST loop to the sink and one poll of `inbound` new SMS through the bridge to the sink."""
     bodies = _bodies(inbound)
     await run_bare(f"{sink.url}/hook", bodies[: inbound // 10], CONCURRENCY)  # warm-up
     bare_rate = inbound / await run_bare(f"{sink.url}/hook", bodies, CONCURRENCY)
-    bridge = Bridge(directory, upstream.url, sink.url, profile, loop, seed)
+    bridge = Bridge(directory, upstream.url, sink.url, setup, profile)
     try:
         await bridge.ready(session)
         async with session.post(f"{upstream.url}/bench/inbound", json={"count": inbound}) as response:
@@ -421,7 +428,8 @@ async def seeded_store(path: Path, stored: int) -> Path | None:
 
 
 async def measure(rounds: int, clients: int, requests: int, inbound: int,
-                  profiles: Path | None = None, loop: str = "asyncio", stored: int = 0) -> list[dict[str, Any]]:
+                  profiles: Path | None = None, loop: str = "asyncio", stored: int = 0,
+                  interval: str = POLL_INTERVAL) -> list[dict[str, Any]]:
     """Start the upstream, sink and bare server, run the rounds, and return the figures' rows (with py-spy
     profiles of the bridge in `profiles`, when given; each bridge starts with `stored` old messages)."""
     children = {mode: Child(mode) for mode in ("upstream", "sink", "bare")}
@@ -429,15 +437,15 @@ async def measure(rounds: int, clients: int, requests: int, inbound: int,
     pipeline: list[dict[str, float]] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            seed = await seeded_store(Path(tmp) / "seed.db", stored)
+            setup = Setup(loop, await seeded_store(Path(tmp) / "seed.db", stored), interval)
             async with aiohttp.ClientSession() as session:
                 for n in range(rounds):
                     directory = Path(tmp) / f"round{n}"
                     directory.mkdir()
                     api.append(await api_round(session, children["bare"], children["upstream"], children["sink"],
-                                               clients, requests, directory, _profile(profiles, "api", n), loop, seed))
+                                               clients, requests, directory, setup, _profile(profiles, "api", n)))
                     pipeline.append(await pipeline_round(session, children["upstream"], children["sink"], inbound,
-                                                         directory, _profile(profiles, "pipeline", n), loop, seed))
+                                                         directory, setup, _profile(profiles, "pipeline", n)))
                     print(f"round {n + 1}: api {api[-1]}, pipeline {pipeline[-1]}", file=sys.stderr, flush=True)
     finally:
         for child in children.values():
@@ -461,6 +469,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="record py-spy profiles (collapsed stacks) of the bridge in DIR")
     parser.add_argument("--stored", type=int, default=0, metavar="N",
                         help="messages already in each bridge's store (scale figures: 100000, 1000000)")
+    parser.add_argument("--poll-interval", default=POLL_INTERVAL, metavar="DURATION",
+                        help=f"the bridge's poll.interval (default {POLL_INTERVAL})")
     parser.add_argument("--loop", choices=tuple(BRIDGE_COMMAND), default="asyncio",
                         help="the bridge's event loop (uvloop: to weigh it; the bridge itself runs asyncio's)")
     parser.add_argument("--serve", choices=("upstream", "sink", "bare"), help=argparse.SUPPRESS)
@@ -471,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
     figures = asyncio.run(measure(args.rounds, args.clients, args.requests, args.inbound, args.profile,
-                                  args.loop, args.stored))
+                                  args.loop, args.stored, args.poll_interval))
     if args.json:
         print(json.dumps(figures, indent=1))
     else:
