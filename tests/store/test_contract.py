@@ -216,6 +216,20 @@ async def test_a_recipient_goes_from_queued_to_submitted(store: Store) -> None:
     assert await store.next_recipient_due() is None
 
 
+async def test_recipients_still_to_learn_come_with_their_send(store: Store) -> None:
+    """The recipients submitted without an id since a time are listed with their send's text, by id."""
+    async with store.transaction() as tx:
+        await tx.insert_send(a_send("msg_1", "+491", "+492", "+493", body="batch"), NOW)
+        rows = await tx.due_recipients("queued", NOW, 10)
+        await tx.mark_submitting([r["id"] for r in rows], NOW)
+        await tx.mark_submitted([(rows[0]["id"], 501, NOW), (rows[1]["id"], None, NOW), (rows[2]["id"], None, NOW)],
+                                NOW)
+        unlearned = await tx.unlearned_recipients(NOW - 1)
+        assert await tx.unlearned_recipients(NOW + 1) == []
+    assert [(r["id"], r["number"], r["body"]) for r in unlearned] == [
+        (rows[1]["id"], "+492", "batch"), (rows[2]["id"], "+493", "batch")]
+
+
 async def test_recipients_left_submitting_are_put_in_doubt(store: Store) -> None:
     """A recipient a stopped process left submitting is in doubt, due when asked."""
     async with store.transaction() as tx:
@@ -255,6 +269,15 @@ async def test_due_deliveries_of_a_lane_wait_the_first_delay(store: Store) -> No
     assert await store.due_deliveries(NOW + 5, "webhook", "crm", 5.0, 10, [row["id"]]) == []
     assert await store.next_delivery_ts("webhook", "crm", 5.0, ()) == NOW + 5
     assert await store.next_delivery_ts("webhook", "crm", 5.0, [row["id"]]) is None
+
+
+async def test_many_deliveries_are_queued_in_their_order(store: Store) -> None:
+    """Deliveries queued together are due in the order given, each with its own target and spec."""
+    await add_event(store, "evt_1")
+    async with store.transaction() as tx:
+        await tx.insert_deliveries([NewDelivery("evt_1", "webhook", "crm", "r", {"n": n}) for n in range(3)], NOW)
+    rows = await store.due_deliveries(NOW, "webhook", "crm", 0.0, 10, ())
+    assert [json.loads(row["spec"]) for row in rows] == [{"n": 0}, {"n": 1}, {"n": 2}]
 
 
 async def test_a_failed_attempt_is_retried_at_its_time(store: Store) -> None:

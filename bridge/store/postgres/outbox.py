@@ -17,11 +17,15 @@ class PostgresOutbox(OutboxOps):
 
     async def insert_delivery(self, delivery: NewDelivery, now: float) -> None:
         """Add one outbox row, due at once."""
-        await self._db.execute(
+        await self.insert_deliveries([delivery], now)
+
+    async def insert_deliveries(self, deliveries: Iterable[NewDelivery], now: float) -> None:
+        """Add outbox rows, due at once, in their order."""
+        await self._db.executemany(
             "INSERT INTO outbox (event_id, kind, target, rule, spec, next_attempt_ts, created_ts, updated_ts) "
             "VALUES ($1, $2, $3, $4, $5, $6, $6, $6)",
-            delivery.event_id, delivery.kind, delivery.target, delivery.rule,
-            json.dumps(dict(delivery.spec), separators=(",", ":")), now,
+            [(d.event_id, d.kind, d.target, d.rule, json.dumps(dict(d.spec), separators=(",", ":")), now)
+             for d in deliveries],
         )
 
     async def due_deliveries(

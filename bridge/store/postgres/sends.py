@@ -94,10 +94,16 @@ class PostgresSends(SendOps):
             f"SELECT min(next_attempt_ts) FROM recipients WHERE state IN {_OPEN} AND state != 'submitting'")
 
     async def unlearned_recipient_ids(self, since: float) -> list[int]:
-        """Recipients submitted after `since` whose upstream sms id is not known yet (a full scan: startup only)."""
-        rows = await self._db.fetch(
-            "SELECT id FROM recipients WHERE state = 'submitted' AND sms_id IS NULL AND submitted_ts >= $1", since)
-        return [row[0] for row in rows]
+        """Recipients submitted after `since` whose upstream sms id is not known yet."""
+        return [row["id"] for row in await self.unlearned_recipients(since)]
+
+    async def unlearned_recipients(self, since: float) -> list[Row]:
+        """Recipients submitted after `since` whose upstream sms id is not known yet, with their send, by id."""
+        return list(await self._db.fetch(
+            _RECIPIENT_FIELDS + "WHERE r.state = 'submitted' AND r.sms_id IS NULL AND r.submitted_ts >= $1 "
+            "ORDER BY r.id",
+            since,
+        ))
 
     async def set_recipients(self, state: str, changes: Iterable[tuple[int, str | None, float]], now: float) -> None:
         """Move recipients, given as (id, reason, next_attempt_ts), to `state`."""

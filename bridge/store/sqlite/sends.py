@@ -135,7 +135,8 @@ class SqliteSends(SendOps):
     async def unlearned_recipients(self, since: float) -> list[Row]:
         """Recipients submitted after `since` whose upstream sms id is not known yet, with their send, by id."""
         cursor = await self._db.execute(
-            _RECIPIENT_FIELDS + "WHERE r.state = 'submitted' AND r.sms_id IS NULL AND r.submitted_ts >= ? ORDER BY r.id",
+            _RECIPIENT_FIELDS + "WHERE r.state = 'submitted' AND r.sms_id IS NULL AND r.submitted_ts >= ? "
+            "ORDER BY r.id",
             (since,),
         )
         return list(await cursor.fetchall())
