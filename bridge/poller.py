@@ -12,7 +12,9 @@ One poll (`poll_once`):
    A row of the answer without a usable id or date is skipped: logged once and counted in
    `bridge_upstream_unreadable_rows_total`, while every other row goes on.
 3. Everything seen, the waiting messages past `poll.stuck_after`, and the advanced cursor go to
-   `Pipeline.record` as one transaction: the cursor only moves together with the events it covers.
+   `Pipeline.record` in transactions of at most `RECORD_BATCH` observations, the cursor with the last: it
+   only moves together with the events it covers, and a poll cut short between two is polled again (what
+   was recorded is not emitted twice). Webhooks of the first batches go out while the next are recorded.
 
 First start (no cursor): the first window starts `poll.backfill` (default 0) before the bridge's first
 start (`mark_start`, stored once), minus the overlap. Messages of that first window created before that
@@ -58,6 +60,7 @@ START = "poll.start"  # the first start's "now - backfill": older messages are h
 FEW_STATUS_CHECKS = 5
 BACKOFF_CAP = 120.0
 STOP_GRACE = 5.0  # seconds a poll in progress may take to finish when the bridge stops
+RECORD_BATCH = 250  # observations per transaction: a big poll never holds the store (and the API) for long
 BACKOFF_INTERVALS = 8  # a fast poller recovers fast: its backoff grows to 8 intervals, not to the cap
 UNREADABLE_REMEMBERED = 10_000  # unreadable rows told apart (so each is logged once); then they may be again
 
@@ -172,10 +175,14 @@ class Poller:
         cursor = begin if newest is None else max(begin, min(newest, now) - self.poll.overlap)
         if not observations and repr(cursor) == stored:
             return PollResult(ok=True)  # idle: nothing to write
-        recorded = await self.pipeline.record(observations, cursors={CURSOR: repr(cursor)})
-        if recorded.events:
-            log.info("poll: %d messages fetched, %d new events", len(messages), len(recorded.events))
-        return PollResult(ok=True, fetched=len(messages), events=len(recorded.events))
+        batches = [observations[i:i + RECORD_BATCH] for i in range(0, len(observations), RECORD_BATCH)] or [[]]
+        events = 0
+        for number, batch in enumerate(batches, 1):
+            last = number == len(batches)
+            events += len((await self.pipeline.record(batch, cursors={CURSOR: repr(cursor)} if last else None)).events)
+        if events:
+            log.info("poll: %d messages fetched, %d new events", len(messages), events)
+        return PollResult(ok=True, fetched=len(messages), events=events)
 
     def _report_unreadable(self, rows: tuple[UnreadableRow, ...]) -> None:
         """Log and count each unreadable row the first time it is seen (it comes back in every window)."""

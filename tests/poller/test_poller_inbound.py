@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from poller_support import TEST_POLL, Harness, MakeHarness
 
-from bridge.poller import CURSOR
+from bridge.poller import CURSOR, RECORD_BATCH
+from bridge.store import StoreUnavailable
 
 
 async def test_new_inbound_sms_gives_one_received_event(bridge: Harness) -> None:
@@ -35,6 +36,35 @@ async def test_received_event_names_the_receiving_sim_once_devices_are_known(bri
     await bridge.poller.poll_once()
     (event,) = await bridge.events()
     assert event["sms"]["to"] == "+4915900000002"
+
+
+async def test_a_poll_cut_short_between_its_transactions_emits_each_sms_once(
+        bridge: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A poll finding more SMS than one transaction holds, cut short after its first, emits the rest on the next
+    poll: every SMS once, none twice, and the cursor moves only with the last."""
+    await bridge.poller.poll_once()
+    cursor = await bridge.store.get_cursor(CURSOR)
+    count = RECORD_BATCH + 7
+    for n in range(count):
+        bridge.sim.add_inbound(f"+49176{n:08d}", f"number {n}")
+    bridge.advance(10)
+    record, calls = bridge.pipeline.record, []
+
+    async def fails_after_the_first(observations, cursors=None):  # type: ignore[no-untyped-def]
+        calls.append(len(observations))
+        if len(calls) > 1:
+            raise StoreUnavailable("the disk is full")
+        return await record(observations, cursors)
+
+    monkeypatch.setattr(bridge.pipeline, "record", fails_after_the_first)
+    assert not (await bridge.poller.poll_once()).ok
+    first = len(await bridge.events())
+    unmoved = await bridge.store.get_cursor(CURSOR)
+    monkeypatch.setattr(bridge.pipeline, "record", record)
+    assert (await bridge.poller.poll_once()).events == count - first
+    bodies = [e["sms"]["body"] for e in await bridge.events()]
+    assert (calls, first, unmoved) == ([RECORD_BATCH, 7], RECORD_BATCH, cursor)
+    assert sorted(bodies) == sorted(f"number {n}" for n in range(count))
 
 
 async def test_polling_again_repeats_nothing(bridge: Harness) -> None:
