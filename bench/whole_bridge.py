@@ -2,7 +2,8 @@
 
 Every part runs in a process of its own: `sms-bridge run` (poller, sender, delivery worker and HTTP API
 all on, a fresh SQLite file per measurement), the upstream (the bridge's SmsGateway24 simulator, plus a
-bench route that stores many inbound SMS at once and a log of the getallsms calls it answered), a
+bench route that stores many inbound SMS at once and a log of the getallsms calls it answered; a fresh one
+per measurement, so a poll's window holds that measurement's traffic only), a
 webhook sink that answers 204 and notes when each signed webhook arrived, a bare aiohttp server that
 only answers 202, and this process, the load generator.
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -40,7 +42,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -208,6 +210,16 @@ class Setup:
     loop: str = "asyncio"
     seed: Path | None = None
     interval: str = POLL_INTERVAL
+
+
+@contextlib.contextmanager
+def fresh_upstream() -> Iterator[Child]:
+    """An upstream process of its own for one measurement."""
+    upstream = Child("upstream")
+    try:
+        yield upstream
+    finally:
+        upstream.stop()
 
 
 class Bridge:
@@ -430,9 +442,12 @@ async def seeded_store(path: Path, stored: int) -> Path | None:
 async def measure(rounds: int, clients: int, requests: int, inbound: int,
                   profiles: Path | None = None, loop: str = "asyncio", stored: int = 0,
                   interval: str = POLL_INTERVAL) -> list[dict[str, Any]]:
-    """Start the upstream, sink and bare server, run the rounds, and return the figures' rows (with py-spy
-    profiles of the bridge in `profiles`, when given; each bridge starts with `stored` old messages)."""
-    children = {mode: Child(mode) for mode in ("upstream", "sink", "bare")}
+    """Start the sink and bare server, run the rounds, and return the figures' rows (with py-spy profiles of
+    the bridge in `profiles`, when given; each bridge starts with `stored` old messages).
+
+    Each bridge gets an upstream of its own, so its poll window holds its own traffic only, not that of the
+    measurements before it."""
+    children = {mode: Child(mode) for mode in ("sink", "bare")}
     api: list[dict[str, float]] = []
     pipeline: list[dict[str, float]] = []
     try:
@@ -442,10 +457,12 @@ async def measure(rounds: int, clients: int, requests: int, inbound: int,
                 for n in range(rounds):
                     directory = Path(tmp) / f"round{n}"
                     directory.mkdir()
-                    api.append(await api_round(session, children["bare"], children["upstream"], children["sink"],
-                                               clients, requests, directory, setup, _profile(profiles, "api", n)))
-                    pipeline.append(await pipeline_round(session, children["upstream"], children["sink"], inbound,
-                                                         directory, setup, _profile(profiles, "pipeline", n)))
+                    with fresh_upstream() as upstream:
+                        api.append(await api_round(session, children["bare"], upstream, children["sink"], clients,
+                                                   requests, directory, setup, _profile(profiles, "api", n)))
+                    with fresh_upstream() as upstream:
+                        pipeline.append(await pipeline_round(session, upstream, children["sink"], inbound,
+                                                             directory, setup, _profile(profiles, "pipeline", n)))
                     print(f"round {n + 1}: api {api[-1]}, pipeline {pipeline[-1]}", file=sys.stderr, flush=True)
     finally:
         for child in children.values():
