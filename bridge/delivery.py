@@ -39,6 +39,7 @@ from multidict import CIMultiDict
 from bridge import __version__
 from bridge.config import DEFAULT_RETRY, Config, WebhookConfig
 from bridge.gateway.errors import ApiError, GatewayError
+from bridge.logs import FailureStreak
 from bridge.metrics import Metrics
 from bridge.signing import signing_key, webhook_headers
 from bridge.store import AttemptLog, Store, StoreError
@@ -286,6 +287,7 @@ class DeliveryWorker:
         self._engine = engine
         self._gateway = gateway
         self._metrics = metrics
+        self._failures = FailureStreak(log, "delivery: a round over the outbox")
         self._clock = clock
         self._rng = rng or random.Random()
         self._lanes = [_webhook_lane(hook) for hook in config.webhooks.values()]
@@ -351,13 +353,13 @@ class DeliveryWorker:
                 await self._refresh()
                 await self._dispatch(self._clock())
                 delay = await self._idle_delay()
-            except StoreError as exc:
-                log.warning("delivery: the store is unavailable (%s); trying again in %gs", exc, STORE_BACKOFF)
-                delay = STORE_BACKOFF
-            except Exception:
+            except Exception as exc:
                 # The loop is all that moves the outbox: it must outlive any one bad round.
-                log.exception("delivery: unexpected error; trying again in %gs", STORE_BACKOFF)
+                self._metrics.worker_failures.labels(worker="delivery").inc()
+                self._failures.failed(exc, STORE_BACKOFF, expected=isinstance(exc, StoreError))
                 delay = STORE_BACKOFF
+            else:
+                self._failures.succeeded()
             if delay > 0:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that meets a wake-up.
                 with contextlib.suppress(TimeoutError):

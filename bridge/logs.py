@@ -17,6 +17,8 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any, Literal, TextIO
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 from bridge.config import Secret
 
 LogFormat = Literal["text", "json"]
@@ -62,6 +64,44 @@ def _plain(secret: Secret | str) -> str:
     return secret.reveal() if isinstance(secret, Secret) else secret
 
 
+class FailureStreak:
+    """Logs a background loop's failures once per streak: each distinct error once, then the recovery.
+
+    A loop that retries every few seconds while, say, its database file is gone would otherwise write the
+    same traceback every pass; the operator needs the first one and the moment it works again.
+    """
+
+    def __init__(self, logger: logging.Logger, what: str) -> None:
+        self._logger = logger
+        self._what = what
+        self._seen: set[tuple[type[BaseException], str]] = set()
+        self._failures = 0
+
+    def failed(self, exc: BaseException, retry_in: float, *, expected: bool = False) -> None:
+        """Record one failed pass; log it unless this error was already logged in the current streak.
+
+        An `expected` failure (the store is unavailable, say) is a warning without a traceback.
+        """
+        self._failures += 1
+        key = (type(exc), str(exc))
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        if expected:
+            self._logger.warning("%s failed (%s); retrying every %gs, logged once until it works",
+                                 self._what, exc, retry_in)
+        else:
+            self._logger.error("%s failed unexpectedly; retrying every %gs, logged once until it works",
+                               self._what, retry_in, exc_info=exc)
+
+    def succeeded(self) -> None:
+        """Record a pass that worked; log the recovery if a streak of failures ends here."""
+        if self._failures:
+            self._logger.info("%s works again after %d failed pass(es)", self._what, self._failures)
+        self._seen.clear()
+        self._failures = 0
+
+
 class ContextFilter(logging.Filter):
     """Adds the fields of the enclosing `log_context` blocks to each record (explicit extras win)."""
 
@@ -69,6 +109,24 @@ class ContextFilter(logging.Filter):
         for key, value in _context.get().items():
             if not hasattr(record, key):
                 setattr(record, key, value)
+        return True
+
+
+class UnparsableRequestFilter(logging.Filter):
+    """Turns aiohttp's ERROR-with-traceback for a request it cannot parse into one WARNING line.
+
+    The request is the client's fault (a bad byte in a header, a broken request line): anyone who can reach the
+    port could otherwise fill the log with tracebacks that say nothing about the bridge.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if record.name == "aiohttp.server" and isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
+            # Only the first clause of aiohttp's message: the rest quotes the client's bytes (a header may hold a key).
+            reason = exc.message.partition("\n")[0].rstrip(": ")
+            record.msg = f"{record.getMessage()}: answered {exc.code} ({reason})"
+            record.args, record.exc_info, record.exc_text = None, None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
 
 
@@ -137,6 +195,7 @@ def setup_logging(level: str = "info", fmt: LogFormat = "text", *, secrets: Iter
     handler = _StderrHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(ContextFilter())
+    handler.addFilter(UnparsableRequestFilter())
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
         root.removeHandler(old)

@@ -26,6 +26,10 @@ class Metrics:
             "Rows of upstream answers skipped because they cannot be read (no usable id or date), each counted once.",
             ["method"], registry=r,
         )
+        self.worker_failures = Counter(
+            "bridge_worker_failures_total", "Failed passes of a background worker (sender, delivery), by worker.",
+            ["worker"], registry=r,
+        )
         self.poll_seconds = Histogram(
             "bridge_poll_duration_seconds", "Time one poll of the upstream took.",
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r,

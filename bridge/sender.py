@@ -47,8 +47,9 @@ from bridge.config import Config
 from bridge.gateway import parse
 from bridge.gateway.client import ApiError, GatewayClient, GatewayError, UpstreamUnavailable
 from bridge.gateway.models import OutgoingSms, Sms
+from bridge.logs import FailureStreak
 from bridge.metrics import Metrics
-from bridge.store import NewSend, Row, Store, Tx
+from bridge.store import NewSend, Row, Store, StoreError, Tx
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,7 @@ class Sender:
         self._store = store
         self._gateway = gateway
         self._metrics = metrics
+        self._failures = FailureStreak(log, "sender: a pass over the send queue")
         self._clock = clock
         self._batch_size = batch_size
         self._in_doubt_after = 2 * config.gateway.timeout if in_doubt_after is None else in_doubt_after
@@ -266,9 +268,12 @@ class Sender:
             try:
                 await self.drain_once()
                 wait = await self._idle_wait()
-            except Exception:
-                log.exception("sender: a pass over the send queue failed; retrying in %gs", ERROR_WAIT)
+            except Exception as exc:
+                self._metrics.worker_failures.labels(worker="sender").inc()
+                self._failures.failed(exc, ERROR_WAIT, expected=isinstance(exc, StoreError))
                 wait = ERROR_WAIT
+            else:
+                self._failures.succeeded()
             if self._stopping:
                 break
             try:

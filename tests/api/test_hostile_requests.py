@@ -103,3 +103,17 @@ async def test_debug_logs_show_no_value_derived_from_the_api_key(
     assert logged, "debug logging produced nothing: the test would prove nothing"
     assert hashlib.sha256(API_KEY.encode()).hexdigest() not in logged
     assert API_KEY not in logged
+
+
+async def test_a_request_aiohttp_cannot_parse_is_one_warning_line(
+        bridge: Bridge, debug_logging: None, capsys: pytest.CaptureFixture[str]) -> None:
+    """A header with a byte HTTP forbids is logged as one WARNING line naming the client, with no traceback, so
+    a client cannot fill the log with them."""
+    reader, writer = await asyncio.open_connection(bridge.client.host, bridge.client.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: bridge\r\nX-Bad: a\x01b\r\n\r\n")
+    answer = await asyncio.wait_for(reader.read(65536), 5)
+    writer.close()
+    assert answer.split(b" ", 2)[1] == b"400", answer
+    logged = [line for line in capsys.readouterr().err.splitlines() if "aiohttp.server" in line]
+    assert len(logged) == 1, logged
+    assert " WARNING " in logged[0] and "127.0.0.1" in logged[0] and "answered 400" in logged[0]

@@ -9,6 +9,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from api_support import Bridge, Clock, Sim, eventually
@@ -352,3 +353,23 @@ async def test_a_recipient_the_upstream_refuses_fails_alone_in_its_batch(
     failed = await bridge.settled(refused.id)
     assert failed["status"] == "failed" and "Device not found" in failed["recipients"][0]["reason"]
     assert sorted(s["to"] for s in await sim.sent()) == numbers(3)
+
+
+async def test_a_sender_whose_database_is_gone_logs_it_once_and_counts_every_pass(
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]],
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A sender failing pass after pass (its database file deleted) writes one log line, while /metrics counts
+    each failed pass."""
+    monkeypatch.setattr("bridge.sender.ERROR_WAIT", 0.01)
+    bridge = await bridges(make_config())
+    caplog.set_level(logging.INFO, logger="bridge.sender")
+    Path(bridge.config.storage.path).unlink()
+    bridge.sender.wake()
+
+    async def failed_passes() -> bool:
+        value = bridge.metrics.registry.get_sample_value("bridge_worker_failures_total", {"worker": "sender"})
+        return (value or 0) >= 5
+
+    await eventually(failed_passes, what="five failed sender passes")
+    failures = [r for r in caplog.records if r.name == "bridge.sender" and "send queue" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].levelno == logging.WARNING
