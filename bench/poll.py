@@ -8,7 +8,9 @@
    (best of 3 on fresh stores; target >= 5,000 msg/s), and the whole poll including HTTP and JSON
    parsing, for reference;
 3. resident memory (psutil RSS) of a fresh process polling with 1,000,000 messages in its store
-   (target < 100 MB); the baseline is the same process with an empty store.
+   (target < 100 MB); the baseline is the same process with an empty store;
+4. a poll with 10,000 outgoing SMS in flight (sent, not final: every poll lists them again), median of a
+   few, next to an idle poll of the same bridge before they were sent.
 
 Prints `name<TAB>value<TAB>unit` per figure, or with --json a list of
 {"figure", "value", "unit", "baseline", "target", "met"}. The simulator runs in-process on 127.0.0.1.
@@ -35,6 +37,7 @@ import psutil
 
 from bridge.config import Config, GatewayConfig, PollConfig, Secret
 from bridge.gateway.client import GatewayClient
+from bridge.gateway.models import OutgoingSms
 from bridge.gateway.simulator import SIMULATOR, Simulator, build_simulator_app, serve_simulator
 from bridge.metrics import Metrics
 from bridge.pipeline import Pipeline, SmsSeen
@@ -53,6 +56,8 @@ TARGET_IDLE_RATIO = 1.5
 TARGET_MSG_PER_S = 5_000
 TARGET_RSS_MB = 100
 HISTORY_DAYS = 7.0
+IN_FLIGHT = 10_000
+IN_FLIGHT_POLLS = 9
 
 
 @dataclass
@@ -67,9 +72,10 @@ class Bench:
 
 
 @asynccontextmanager
-async def bench_bridge(db: Path) -> AsyncIterator[Bench]:
-    """A simulator on 127.0.0.1 and a store, pipeline and poller on `db` (no rules)."""
-    app = build_simulator_app(timezone=ZONE, email=EMAIL, password=PASSWORD, pace=2.0, seed=1)
+async def bench_bridge(db: Path, pace: float = 2.0) -> AsyncIterator[Bench]:
+    """A simulator on 127.0.0.1 (statuses step every `pace` seconds) and a store, pipeline and poller on `db`
+    (no rules)."""
+    app = build_simulator_app(timezone=ZONE, email=EMAIL, password=PASSWORD, pace=pace, seed=1)
     sim = app[SIMULATOR]
     config = Config(gateway=GatewayConfig(email=EMAIL, password=Secret(PASSWORD), timezone=ZONE),
                     poll=PollConfig(interval=15))
@@ -193,6 +199,28 @@ async def make_big_store(db: Path) -> None:
         await store.close()
 
 
+# --- 4. a poll with many SMS in flight -----------------------------------------------------------
+
+
+async def in_flight_poll_ms(workdir: Path) -> tuple[float, float]:
+    """(median ms of an idle poll, median ms of a poll with IN_FLIGHT outgoing SMS pending upstream)."""
+    async with bench_bridge(workdir / "in_flight.db", pace=1e9) as b:
+        await b.poller.poll_once()
+        idle = [await _timed_poll(b) for _ in range(IN_FLIGHT_POLLS)]
+        for first in range(0, IN_FLIGHT, 100):
+            await b.gateway.add_many_sms(
+                [OutgoingSms(f"+49151{n:08d}", f"alert {n}", 1576) for n in range(first, first + 100)])
+        await b.poller.poll_once()  # records them (pending): every later poll follows them
+        busy = [await _timed_poll(b) for _ in range(IN_FLIGHT_POLLS)]
+    return 1000 * statistics.median(idle), 1000 * statistics.median(busy)
+
+
+async def _timed_poll(b: Bench) -> float:
+    started = time.perf_counter()
+    assert (await b.poller.poll_once()).ok
+    return time.perf_counter() - started
+
+
 # --- report -------------------------------------------------------------------------------------
 
 
@@ -212,6 +240,7 @@ async def run() -> list[dict[str, object]]:
         empty_rss = measure_rss(workdir / "empty.db")
         await make_big_store(workdir / "million.db")
         big_rss = measure_rss(workdir / "million.db")
+        idle_ms, in_flight_ms = await in_flight_poll_ms(workdir)
     ratio = large / small
     return [
         figure("idle_poll_1k_messages", small, "ms", None, None, None),
@@ -221,6 +250,7 @@ async def run() -> list[dict[str, object]]:
                record_rate >= TARGET_MSG_PER_S),
         figure("poll_10k_new_whole_poll", whole_rate, "msg/s", None, None, None),
         figure("rss_1m_messages_in_store", big_rss, "MB", empty_rss, TARGET_RSS_MB, big_rss < TARGET_RSS_MB),
+        figure("poll_10k_in_flight", in_flight_ms, "ms", idle_ms, None, None),
     ]
 
 
