@@ -12,7 +12,8 @@ One poll (`poll_once`):
    A row of the answer without a usable id or date is skipped: logged once and counted in
    `bridge_upstream_unreadable_rows_total`, while every other row goes on.
 3. Everything seen, the waiting messages past `poll.stuck_after`, and the advanced cursor go to
-   `Pipeline.record` in transactions of at most `RECORD_BATCH` observations, the cursor with the last: it
+   `Pipeline.record` (an SMS listed just as the last recorded poll of this process listed it has nothing new
+   and is left out) in transactions of at most `RECORD_BATCH` observations, the cursor with the last: it
    only moves together with the events it covers, and a poll cut short between two is polled again (what
    was recorded is not emitted twice). Webhooks of the first batches go out while the next are recorded.
 
@@ -115,6 +116,7 @@ class Poller:
         self._stopping = False
         self._devices_checked = False
         self._unknown_upstream: set[int] = set()  # ids getsmsstatus refused: not asked again
+        self._recorded: dict[int, tuple[int, float | None]] = {}  # the last recorded poll's SMS: id -> state
         self._unreadable: set[str] = set()  # fingerprints of the unreadable rows already reported
 
     # --- one poll ---------------------------------------------------------------------------
@@ -163,8 +165,10 @@ class Poller:
         listing = await self.gateway.list_sms(begin=_utc(window))
         self._report_unreadable(listing.unreadable)
         messages = [unfold(sms, window) for sms in listing.messages]
+        # An SMS listed exactly as the last recorded poll listed it has nothing new: its row already says so.
         observations: list[Observation] = [
-            SmsSeen(sms, history=sms.created.timestamp() < history_before) for sms in messages
+            SmsSeen(sms, history=sms.created.timestamp() < history_before)
+            for sms in messages if self._recorded.get(sms.id) != _listed_state(sms)
         ]
         for row in behind:
             status = await self._status_of(row["id"])
@@ -180,6 +184,7 @@ class Poller:
         for number, batch in enumerate(batches, 1):
             last = number == len(batches)
             events += len((await self.pipeline.record(batch, cursors={CURSOR: repr(cursor)} if last else None)).events)
+        self._recorded = {sms.id: _listed_state(sms) for sms in messages}
         if events:
             log.info("poll: %d messages fetched, %d new events", len(messages), events)
         return PollResult(ok=True, fetched=len(messages), events=events)
@@ -354,6 +359,11 @@ def unfold(sms: Sms, not_before: float) -> Sms:
     if later.utcoffset() == sms.created.utcoffset():
         return sms
     return replace(sms, created=later)
+
+
+def _listed_state(sms: Sms) -> tuple[int, float | None]:
+    """What a sighting of an SMS can change in its stored row: its status and when it is due."""
+    return int(sms.status), None if sms.time_to_send is None else sms.time_to_send.timestamp()
 
 
 def _utc(ts: float) -> datetime:

@@ -35,6 +35,23 @@ async def test_each_status_step_is_one_event_in_order(bridge: Harness) -> None:
     assert [e["sms"]["status_name"] for e in events] == ["queued", "taken", "sent", "delivered"]
 
 
+async def test_a_status_unchanged_over_many_polls_then_moving_is_one_event(bridge: Harness) -> None:
+    """A message listed the same way poll after poll gives nothing new, and one event once its status moves on,
+    also after a restart."""
+    await bridge.poller.poll_once()
+    await bridge.submit()
+    for _ in range(5):
+        await bridge.poller.poll_once()
+        bridge.advance(PACE / 10)
+    quiet = await bridge.events("sms.status")
+    await bridge.restart()
+    await bridge.poller.poll_once()
+    bridge.advance(PACE)
+    await bridge.poller.poll_once()
+    await bridge.poller.poll_once()
+    assert (quiet, _steps(await bridge.events("sms.status"))) == ([], [(1, 3)])
+
+
 async def test_a_jump_seen_in_one_poll_is_one_event(bridge: Harness) -> None:
     """A message that went from pending to delivered between two polls gives one event 1 -> 7."""
     await bridge.poller.poll_once()
