@@ -40,7 +40,6 @@ import subprocess
 import sys
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -52,7 +51,7 @@ from aiohttp import web
 
 from bridge.gateway.simulator import SIMULATOR, build_simulator_app
 from deliver import _bodies, run_bare
-from http_api import API_KEY, ON_CALL, TEXT, _response_status, _split, bare_202, percentile
+from http_api import API_KEY, ON_CALL, TEXT, _response_status, _split, bare_202, percentile, stdin_closed
 from poll import fill_store
 
 from bridge.store import SqliteStore
@@ -177,11 +176,7 @@ def serve(mode: str) -> None:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         print(runner.addresses[0][1], flush=True)
-        loop = asyncio.get_running_loop()
-        closed = asyncio.Event()
-        threading.Thread(target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(closed.set)),
-                         daemon=True).start()
-        await closed.wait()
+        await stdin_closed()
         await runner.cleanup()
 
     asyncio.run(main())
