@@ -40,10 +40,18 @@ async def sink() -> AsyncIterator[Sink]:
 
 
 @pytest.fixture
-def start_bridge(tmp_path: Path, sim: SimulatorControl, sink: Sink, session: aiohttp.ClientSession
-                 ) -> Callable[..., AbstractAsyncContextManager[RunningBridge]]:
-    """Starts a bridge with the dashboard (write_dashboard_config's keyword arguments)."""
-    return lambda **kwargs: running_bridge(write_dashboard_config(tmp_path, sim.url, sink.url, **kwargs), session)
+def postgres_storage() -> str | None:
+    """The PostgreSQL database the bridge stores in, None for SQLite (the default; suites that run on both
+    engines override this fixture)."""
+    return None
+
+
+@pytest.fixture
+def start_bridge(tmp_path: Path, sim: SimulatorControl, sink: Sink, session: aiohttp.ClientSession,
+                 postgres_storage: str | None) -> Callable[..., AbstractAsyncContextManager[RunningBridge]]:
+    """Starts a bridge with the dashboard (write_dashboard_config's keyword arguments) on the test's engine."""
+    return lambda **kwargs: running_bridge(
+        write_dashboard_config(tmp_path, sim.url, sink.url, postgres_url=postgres_storage, **kwargs), session)
 
 
 @pytest.fixture

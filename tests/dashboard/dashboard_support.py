@@ -34,7 +34,7 @@ poll:
   devices_interval: 2s
   stuck_after: 1h
 storage:
-  path: {db}
+  {storage}
 server:
   listen: 127.0.0.1:0
   api_keys: ["{key}"]
@@ -55,10 +55,12 @@ rules:
 
 
 def write_dashboard_config(directory: Path, sim_url: str, sink_url: str, *, server: str = "",
-                           retry: str = "[0s, 100ms]") -> Path:
-    """A rules.yaml polling `sim_url` every 200 ms, each inbound SMS to the sink (retried on `retry`)."""
+                           retry: str = "[0s, 100ms]", postgres_url: str | None = None) -> Path:
+    """A rules.yaml polling `sim_url` every 200 ms, each inbound SMS to the sink (retried on `retry`), storing in
+    directory/bridge.db or, given `postgres_url`, on that PostgreSQL database."""
     path = directory / "rules.yaml"
-    path.write_text(_CONFIG.format(sim_url=sim_url, db=directory / "bridge.db", key=API_KEY, sink_url=sink_url,
+    storage = f"url: {postgres_url}" if postgres_url else f"path: {directory / 'bridge.db'}"
+    path.write_text(_CONFIG.format(sim_url=sim_url, storage=storage, key=API_KEY, sink_url=sink_url,
                                    secret=HOOK_SECRET, retry=retry,
                                    server_extra="\n".join(f"  {line}" for line in server.splitlines())),
                     encoding="utf-8")

@@ -1,4 +1,5 @@
-"""The dashboard over plain HTTP: sign-in, sessions, CSRF, escaping, secrets, pages and keyset pagination."""
+"""The dashboard over plain HTTP: sign-in, sessions, CSRF, escaping, secrets, pages and keyset pagination; every
+test runs on SQLite, then on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,10 +8,17 @@ import re
 import time
 
 import aiohttp
+import pytest
 from dashboard_support import API_KEY, HOOK_SECRET, XSS, Dashboard, csrf_of
 from reliability_support import Reply, RunningBridge, SimulatorControl, Sink, eventually
 
 from bridge.appkeys import STORE
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def postgres_storage(request: pytest.FixtureRequest) -> str | None:
+    """The bridge stores in SQLite, then in a fresh PostgreSQL database."""
+    return None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
 
 PAGES = ("/ui/", "/ui/messages", "/ui/deliveries", "/ui/sends", "/ui/devices", "/ui/opt-outs", "/ui/rules")
 

@@ -28,6 +28,7 @@ from aiohttp import web
 from bridge.app import app_runner, build_app
 from bridge.appkeys import POLLER, STORE
 from bridge.config import load_config
+from bridge.store import SqliteStore
 
 WAIT = 20.0  # the longest a test waits for a condition unless it says otherwise
 PYTHON = sys.executable
@@ -338,8 +339,11 @@ class RunningBridge:
             return await response.json()
 
     async def received_events(self) -> list[dict[str, Any]]:
-        """The JSON of every `sms.received` event, in the order they were recorded."""
-        rows = await self.app[STORE].fetch_all("SELECT payload FROM events WHERE type = 'sms.received' ORDER BY rowid")
+        """The JSON of every `sms.received` event, in the order they were recorded (on PostgreSQL, whose rows
+        have no rowid: their order on disk, which is insertion order in a table rows are only appended to)."""
+        store = self.app[STORE]
+        order = "rowid" if isinstance(store, SqliteStore) else "created_ts, ctid"
+        rows = await store.fetch_all(f"SELECT payload FROM events WHERE type = 'sms.received' ORDER BY {order}")
         return [json.loads(row[0]) for row in rows]
 
     async def received_ids(self) -> list[int]:
