@@ -16,7 +16,7 @@ from bridge.store.cursors import CursorOps, CursorReads
 from bridge.store.devices import DeviceOps, DeviceReads
 from bridge.store.events import EventOps
 from bridge.store.idempotency import IdempotencyOps, IdempotencyReads
-from bridge.store.messages import MessageOps, MessageReads
+from bridge.store.messages import MessageOps, MessageReads, TextSearch
 from bridge.store.outbox import OutboxOps, OutboxReads
 from bridge.store.records import Row
 from bridge.store.safety import SafetyOps
@@ -31,7 +31,7 @@ class Tx(CursorOps, MessageOps, EventOps, DeviceOps, SafetyOps, IdempotencyOps, 
         """Run one statement in the engine's own dialect (maintenance and tests; the bridge uses the methods)."""
 
 
-class Store(CursorReads, MessageReads, DeviceReads, IdempotencyReads, SendReads, OutboxReads, ABC):
+class Store(CursorReads, MessageReads, DeviceReads, IdempotencyReads, SendReads, OutboxReads, TextSearch, ABC):
     """The bridge's database, whatever the engine; open it with `bridge.store.open_store`."""
 
     @abstractmethod

@@ -1,8 +1,14 @@
 """Every read the dashboard makes of the store, in one place (SQLite's placeholders; the SQL itself portable).
 
 Lists are newest first and paged by keyset (`(created_ts, id) < (…)`), never by OFFSET, so a page deep in a
-million rows costs what the first one does; each walks an index of migration 5. The SQL is the portable
-subset (row values, `IN`, `lower(…) LIKE`) so a second backend can run it unchanged.
+million rows costs what the first one does; each walks an index of migration 6. The SQL is the portable
+subset (row values, `IN`, `LIKE`), with `?` placeholders, which every backend's fetch reads.
+
+A text search (a substring; A-Z match either case, every other character only itself) first looks through the
+SCAN_ROWS newest rows of the page's range, which finds a common term at once; when they hold less than a page,
+the engine's text index answers (SQLite: FTS5 trigrams, PostgreSQL: pg_trgm). A term of fewer than three
+characters, which no trigram index finds, or one that many old rows but few recent ones hold, stays with the
+scan: its page is marked `scanned` and its Older (or Newer) link goes on from the last row looked at.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from typing import Any
 from bridge.store.base import Store
 
 PAGE_SIZE = 50
+SCAN_ROWS = 10_000  # rows a text search looks through before asking the text index
+INDEX_CAP = 20_000  # SQLite: bodies holding a term past which sorting its index hits costs more than scanning
 _FEED_OVERLAP = 10.0  # seconds re-read by the live feed: a batch may commit after a later one that began after it
 
 
@@ -50,7 +58,7 @@ class MessageFilter:
     since_ts: float | None = None
     until_ts: float | None = None
     numbers: tuple[str, ...] = ()
-    text: str | None = None
+    text: str | None = None  # a substring of the body (the store's text search)
 
     @property
     def empty(self) -> bool:
@@ -65,6 +73,7 @@ class Page:
     rows: list[Any]
     older: Cursor | None
     newer: Cursor | None
+    scanned: int | None = None  # rows a bounded text search looked through, when it stopped short of a page
 
 
 _MESSAGE_COLUMNS = "id, direction, number, body, device_id, sim, status, created, created_ts, updated_ts"
@@ -73,8 +82,9 @@ _MESSAGE_COLUMNS = "id, direction, number, body, device_id, sim, status, created
 class DashboardReads:
     """The dashboard's queries over a Store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, scan_rows: int = SCAN_ROWS) -> None:
         self._store = store
+        self._scan_rows = scan_rows
 
     # --- messages --------------------------------------------------------------------------------
 
@@ -82,8 +92,16 @@ class DashboardReads:
                        limit: int = PAGE_SIZE) -> Page:
         """A page of messages matching `where`, newest first, older than `before` or newer than `after`."""
         conditions, params = _message_conditions(where)
-        return await self._page("messages", _MESSAGE_COLUMNS, "created_ts", conditions, params, before, after,
-                                limit)
+        if not where.text:
+            return await self._page("messages", _MESSAGE_COLUMNS, "created_ts", conditions, params, before, after,
+                                    limit)
+        scan = await self._page("messages", _MESSAGE_COLUMNS, "created_ts", conditions, params, before, after, limit,
+                                text=self._store.text_contains(where.text))
+        indexed = None if scan.scanned is None else await self._store.text_indexed(where.text, INDEX_CAP)
+        if indexed is None:
+            return scan
+        return await self._page("messages", _MESSAGE_COLUMNS, "created_ts", [*conditions, indexed[0]],
+                                [*params, *indexed[1]], before, after, limit)
 
     async def message(self, sms_id: int) -> Any:
         """One stored message, or None."""
@@ -239,8 +257,11 @@ class DashboardReads:
         return await self._store.fetch_all(sql.format(", ".join("?" * len(values))), values)
 
     async def _page(self, table: str, columns: str, ts: str, conditions: list[str], params: list[Any],
-                    before: Cursor | None, after: Cursor | None, limit: int) -> Page:
-        """A keyset page of `table` on (ts, id): newest first, one extra row read to know whether more follow."""
+                    before: Cursor | None, after: Cursor | None, limit: int,
+                    text: tuple[str, list[Any]] | None = None) -> Page:
+        """A keyset page of `table` on (ts, id): newest first, one extra row read to know whether more follow.
+        With `text` (a condition and its parameters), only the `scan_rows` rows next to the cursor are looked
+        through: a page that found fewer than `limit` there says how many it looked through (`scanned`)."""
         conditions, params = list(conditions), list(params)
         if after is not None:
             conditions.append(f"({ts}, id) > (?, ?)")
@@ -252,10 +273,18 @@ class DashboardReads:
                 params += [before.ts, before.id]
             order = "DESC"
         where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
-        rows = await self._store.fetch_all(
-            f"SELECT {columns} FROM {table} {where}ORDER BY {ts} {order}, id {order} LIMIT ?", (*params, limit + 1))
+        ordered = f"FROM {table} {where}ORDER BY {ts} {order}, id {order} "
+        if text is None:
+            rows = await self._store.fetch_all(f"SELECT {columns} {ordered}LIMIT ?", (*params, limit + 1))
+        else:
+            rows = await self._store.fetch_all(
+                f"SELECT {columns} FROM (SELECT {columns} {ordered}LIMIT ?) AS recent WHERE {text[0]} "
+                f"ORDER BY {ts} {order}, id {order} LIMIT ?", (*params, self._scan_rows, *text[1], limit + 1))
         more = len(rows) > limit
         rows = rows[:limit]
+        edge = None
+        if text is not None and not more:
+            edge = await self._store.fetch_one(f"SELECT {ts}, id {ordered}LIMIT 1 OFFSET ?", (*params, self._scan_rows - 1))
         if after is not None:
             rows.reverse()
             older = _cursor(rows[-1], ts) if rows else before
@@ -263,7 +292,14 @@ class DashboardReads:
         else:
             older = _cursor(rows[-1], ts) if rows and more else None
             newer = _cursor(rows[0], ts) if rows and before is not None else None
-        return Page(rows, older, newer)
+        if edge is None:
+            return Page(rows, older, newer)
+        # The scan stopped at `edge`: the next page in the same direction goes on from there; one back in the
+        # other direction starts next to the cursor this page was asked for.
+        stop = Cursor(edge[0], edge[1])
+        if after is not None:
+            return Page(rows, older if rows else Cursor(after.ts, after.id + 1), stop, self._scan_rows)
+        return Page(rows, stop, newer if rows or before is None else Cursor(before.ts, before.id - 1), self._scan_rows)
 
 
 _FAILED_STATUSES = (8, 9, 10, 11, 12, 100, 101)
@@ -305,12 +341,5 @@ def _message_conditions(where: MessageFilter) -> tuple[list[str], list[Any]]:
     if where.numbers:
         conditions.append(f"number IN ({', '.join('?' * len(where.numbers))})")
         params += where.numbers
-    if where.text:
-        conditions.append("lower(body) LIKE ? ESCAPE '\\'")
-        params.append("%" + _like_escape(where.text.lower()) + "%")
     return conditions, params
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 

@@ -43,6 +43,11 @@ class MessageOps(ABC):
     async def highest_sms_id(self) -> int | None:
         """The largest upstream SMS id the bridge has recorded, inbound or sent (None before any)."""
 
+    @abstractmethod
+    async def index_text(self) -> None:
+        """Build the engine's text index over message bodies, filled from the rows stored and kept up to date by
+        the engine from then on (the schema upgrade to version 10)."""
+
     async def record_submitted(
         self, sms_id: int, number: str, body: str, device_id: int | None, sim: int | None,
         customer_id: int | None, now: float, due_ts: float | None = None,
@@ -54,6 +59,35 @@ class MessageOps(ABC):
         created = datetime.fromtimestamp(now, timezone.utc).isoformat()
         await self.insert_messages([(sms_id, "out", number, body, device_id, sim, 1, customer_id, created, now, now,
                                      due_ts)])
+
+
+# The text search's case folding: A-Z match either case, every other character only itself, on every engine.
+ASCII_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+ASCII_LOWER = "abcdefghijklmnopqrstuvwxyz"
+_ASCII_FOLD = str.maketrans(ASCII_UPPER, ASCII_LOWER)
+INDEXED_TERM_LENGTH = 3  # trigram indexes find no shorter term
+
+
+def contains_pattern(term: str) -> str:
+    """The LIKE pattern (escape character backslash) of bodies containing `term`, A-Z folded to lower case."""
+    escaped = term.translate(_ASCII_FOLD).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class TextSearch(ABC):
+    """How an engine finds the messages whose body contains a text: A-Z match either case, every other character
+    only itself, the same on every engine."""
+
+    @abstractmethod
+    def text_contains(self, term: str) -> tuple[str, list[Any]]:
+        """A condition on `messages` (`?` placeholders) and its parameters: the body contains `term`. Checked row
+        by row: for a bounded scan of recent rows."""
+
+    @abstractmethod
+    async def text_indexed(self, term: str, cap: int) -> tuple[str, list[Any]] | None:
+        """The condition of `text_contains` through the engine's text index, or None where the index cannot
+        answer: a term shorter than INDEXED_TERM_LENGTH, no index, or (where the engine would otherwise read
+        them all) more than `cap` bodies hold the term."""
 
 
 class MessageReads(Access):

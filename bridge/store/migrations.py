@@ -8,6 +8,12 @@ types (64-bit integers, double-precision times, identity keys), so one history s
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+from bridge.store.events import link_events_to_sms
+
+if TYPE_CHECKING:
+    from bridge.store.base import Tx
 
 # Each entry upgrades the schema by one version; an existing database runs the ones it lacks.
 MIGRATIONS: tuple[str, ...] = (
@@ -206,11 +212,33 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX IF NOT EXISTS recipients_unlearned ON recipients (submitted_ts)
         WHERE state = 'submitted' AND sms_id IS NULL;
     """,
+    # 9: events recorded before version 6 learn their SMS from their payload, so an SMS stored earlier shows
+    # its events (see EVENTS_LINKED_AT).
+    "",
+    # 10: a text index over message bodies, kept by the engine itself (see TEXT_INDEXED_AT).
+    "",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # The version whose upgrade also has the backend re-key stored numbers (`SafetyOps.renumber`), right after its
 # statements; a schema created afresh has no rows to re-key.
 RENUMBERED_AT = 7
+# The version whose upgrade has the backend give events recorded before version 6 their SMS
+# (`bridge.store.events.link_events_to_sms`): the payload is JSON, which the engines read each in their own way.
+EVENTS_LINKED_AT = 9
+# The version whose upgrade has the backend build its text index over `messages.body` and fill it from the rows
+# stored (`MessageOps.index_text`): SQLite's FTS5 trigram table and its triggers, PostgreSQL's pg_trgm.
+TEXT_INDEXED_AT = 10
+
+
+async def upgrade_rows(tx: Tx, version: int, region: str | None) -> None:
+    """What the upgrade to `version` does besides its statements, through the backend's own SQL; `region` reads
+    numbers stored without a country code."""
+    if version == RENUMBERED_AT:
+        await tx.renumber(region)
+    elif version == EVENTS_LINKED_AT:
+        await link_events_to_sms(tx)
+    elif version == TEXT_INDEXED_AT:
+        await tx.index_text()
 
 
 def statements(script: str) -> list[str]:

@@ -190,3 +190,16 @@ async def test_an_unknown_sms_is_a_404_page(ui: Dashboard):
     status, page = await ui.get("/ui/messages/424242")
     assert status == 404 and "No SMS with that id" in page
 
+
+
+async def test_a_short_search_term_says_how_far_it_looked_and_goes_on(ui: Dashboard, bridge: RunningBridge):
+    """A two-character term no recent message holds answers at once, saying it looked through the newest
+    10,000 messages; Older goes on from there and finds the one old message holding it."""
+    async with bridge.app[STORE].transaction() as db:
+        await db.insert_messages([(99_999, "in", "+4915333333333", "zz top", 1576, 0, 5, None,
+                                   "2026-01-01T00:00:00+00:00", 1.0, 1.0, None)])
+    await _stored(bridge, 10_040, first_id=100_000)
+    status, page = await ui.get("/ui/messages", q="zz")
+    assert status == 200 and _ids_on(page) == [] and "Looked through 10,000 messages" in page
+    _, older = await ui.get("/ui/messages" + _link(page, "next"))
+    assert _ids_on(older) == [99_999]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -21,3 +21,12 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Awaitable[Store]]:
+    """Opens (and migrates) one database, SQLite then PostgreSQL, as often as called; the caller closes it."""
+    if request.param == "sqlite":
+        return lambda: SqliteStore.open(tmp_path / "bridge.db")
+    url = request.getfixturevalue("postgres_url")
+    return lambda: PostgresStore.open(url)

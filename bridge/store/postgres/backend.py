@@ -19,12 +19,13 @@ import asyncpg
 
 from bridge.store.base import Store, Tx
 from bridge.store.errors import SchemaTooNew, StoreError, StoreRejected, StoreUnavailable
-from bridge.store.migrations import MIGRATIONS, RENUMBERED_AT, SCHEMA_VERSION, for_postgres, statements
+from bridge.store.migrations import MIGRATIONS, SCHEMA_VERSION, for_postgres, statements, upgrade_rows
 from bridge.store.postgres.cursors import PostgresCursors
 from bridge.store.postgres.devices import PostgresDevices
 from bridge.store.postgres.events import PostgresEvents
 from bridge.store.postgres.idempotency import PostgresIdempotency
-from bridge.store.postgres.messages import PostgresMessages
+from bridge.store.messages import INDEXED_TERM_LENGTH, contains_pattern
+from bridge.store.postgres.messages import FOLDED_BODY, PostgresMessages
 from bridge.store.postgres.outbox import PostgresOutbox
 from bridge.store.postgres.safety import PostgresSafety
 from bridge.store.postgres.sends import PostgresSends
@@ -102,8 +103,7 @@ class PostgresStore(Store):
                 for version in range(current + 1, SCHEMA_VERSION + 1):
                     for statement in statements(MIGRATIONS[version - 1]):
                         await db.execute(for_postgres(statement))
-                    if version == RENUMBERED_AT:
-                        await PostgresTx(db).renumber(region)
+                    await upgrade_rows(PostgresTx(db), version, region)
                     await db.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
         except (*_PASSING, *_REJECTED, asyncpg.PostgresError) as exc:
             raise self._error(exc) from exc
@@ -137,6 +137,17 @@ class PostgresStore(Store):
         """The first row of one read query, or None."""
         rows = await self.fetch_all(sql, params)
         return rows[0] if rows else None
+
+    def text_contains(self, term: str) -> tuple[str, list[Any]]:
+        """The body, A-Z folded, contains `term` (folded alike)."""
+        return f"{FOLDED_BODY} LIKE ? ESCAPE '\\'", [contains_pattern(term)]
+
+    async def text_indexed(self, term: str, cap: int) -> tuple[str, list[Any]] | None:
+        """The same condition, which the planner answers from the pg_trgm index (or by walking the newest rows,
+        for a term it expects in many); a term too short for trigrams has none to look up."""
+        if len(term) < INDEXED_TERM_LENGTH:
+            return None
+        return self.text_contains(term)
 
     def _error(self, exc: BaseException) -> StoreError:
         """The StoreError for a failure: passing (retry), a value the server cannot hold, or other."""

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import asyncpg
 
 from bridge.store.events import EventOps
-from bridge.store.records import EventAction
+from bridge.store.records import EventAction, Row
 
 
 class PostgresEvents(EventOps):
@@ -34,3 +34,12 @@ class PostgresEvents(EventOps):
             "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id, position) DO NOTHING",
             [(a.event_id, a.position, a.rule, a.action, a.target, a.outcome, a.reason) for a in rows],
         )
+
+    async def unlinked_events(self, after: str, limit: int) -> list[Row]:
+        """Up to `limit` events without an SMS id whose ids sort after `after`, in id order: id, payload."""
+        return list(await self._db.fetch(
+            "SELECT id, payload FROM events WHERE sms_id IS NULL AND id > $1 ORDER BY id LIMIT $2", after, limit))
+
+    async def link_events(self, links: Iterable[tuple[int, str]]) -> None:
+        """Give events their SMS, as (sms id, event id) pairs."""
+        await self._db.executemany("UPDATE events SET sms_id = $1 WHERE id = $2", list(links))

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 import asyncpg
 
-from bridge.store.messages import MessageOps
+from bridge.store.messages import ASCII_LOWER, ASCII_UPPER, MessageOps
 from bridge.store.records import Row
+
+log = logging.getLogger(__name__)
+
+# The body as the text search compares it (A-Z folded, nothing else), and pg_trgm's index over that expression:
+# a LIKE on it reads the candidate rows from the index, then checks each.
+FOLDED_BODY = f"translate(body, '{ASCII_UPPER}', '{ASCII_LOWER}')"
 
 _OPEN = "direction = 'out' AND status IN (0, 1, 2, 3, 6)"
 
@@ -60,3 +67,15 @@ class PostgresMessages(MessageOps):
         """The largest upstream SMS id the bridge has recorded, inbound or sent (None before any)."""
         return await self._db.fetchval(
             "SELECT greatest((SELECT max(id) FROM messages), (SELECT max(sms_id) FROM recipients))")
+
+    async def index_text(self) -> None:
+        """Build a pg_trgm GIN index over the folded message bodies; where the extension cannot be had (not
+        installed, or the bridge's role may not create it) text searches read rows instead, and the log says so."""
+        try:
+            async with self._db.transaction():
+                await self._db.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        except asyncpg.PostgresError as exc:
+            log.warning("PostgreSQL cannot create the pg_trgm extension (%s): dashboard text searches read rows "
+                        "instead", exc)
+            return
+        await self._db.execute(f"CREATE INDEX messages_text ON messages USING gin ({FOLDED_BODY} gin_trgm_ops)")

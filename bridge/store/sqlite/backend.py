@@ -26,13 +26,14 @@ from bridge.store.errors import (
     StoreRejected,
     StoreUnavailable,
 )
-from bridge.store.migrations import MIGRATIONS, RENUMBERED_AT, SCHEMA_VERSION, statements
+from bridge.store.migrations import MIGRATIONS, SCHEMA_VERSION, statements, upgrade_rows
+from bridge.store.messages import INDEXED_TERM_LENGTH, contains_pattern
 from bridge.store.records import Row
 from bridge.store.sqlite.cursors import SqliteCursors
 from bridge.store.sqlite.devices import SqliteDevices
 from bridge.store.sqlite.events import SqliteEvents
 from bridge.store.sqlite.idempotency import SqliteIdempotency
-from bridge.store.sqlite.messages import SqliteMessages
+from bridge.store.sqlite.messages import TEXT_TABLE, SqliteMessages
 from bridge.store.sqlite.outbox import SqliteOutbox
 from bridge.store.sqlite.safety import SqliteSafety
 from bridge.store.sqlite.sends import SqliteSends
@@ -62,6 +63,7 @@ class SqliteStore(Store):
         self._lock = asyncio.Lock()
         self.path = path
         self._identity: tuple[int, int] | None = None  # (device, inode) of the file opened
+        self._text_indexed = False  # the FTS5 table exists (this SQLite has the trigram tokenizer)
 
     @classmethod
     async def open(cls, path: str | Path, synchronous: str = "normal", busy_timeout_ms: int = 5000, *,
@@ -78,6 +80,8 @@ class SqliteStore(Store):
             await store._configure(synchronous, busy_timeout_ms)
             store._identity = store._file_identity()
             await store._migrate(default_region)
+            store._text_indexed = await store._fetch_value(
+                f"SELECT count(*) FROM sqlite_master WHERE name = '{TEXT_TABLE}'") == 1
         except BaseException:
             await db.close()
             raise
@@ -113,8 +117,7 @@ class SqliteStore(Store):
                 for version in range(current + 1, SCHEMA_VERSION + 1):
                     for statement in statements(MIGRATIONS[version - 1]):
                         await db.execute(statement)
-                    if version == RENUMBERED_AT:
-                        await self._tx.renumber(region)
+                    await upgrade_rows(self._tx, version, region)
                     await db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
         except sqlite3.DatabaseError as exc:
             raise _database_error(self.path, exc) from exc
@@ -188,6 +191,24 @@ class SqliteStore(Store):
         async with self.reading():
             cursor = await self._db.execute(sql, tuple(params))
             return await cursor.fetchone()
+
+    def text_contains(self, term: str) -> tuple[str, list[Any]]:
+        """The body contains `term` (SQLite's LIKE folds A-Z only, as the search does)."""
+        return "body LIKE ? ESCAPE '\\'", [contains_pattern(term)]
+
+    async def text_indexed(self, term: str, cap: int) -> tuple[str, list[Any]] | None:
+        """The body contains `term`, for the ids the FTS5 index holds for it (when no more than `cap`: the rows
+        are then sorted by time, which for a common term costs more than a scan finding it)."""
+        if not self._text_indexed or len(term) < INDEXED_TERM_LENGTH:
+            return None
+        phrase = '"' + term.replace('"', '""') + '"'
+        candidates = await self.fetch_one(
+            f"SELECT count(*) FROM (SELECT rowid FROM {TEXT_TABLE} WHERE {TEXT_TABLE} MATCH ? LIMIT ?)",
+            (phrase, cap + 1))
+        if candidates[0] > cap:
+            return None
+        contains, params = self.text_contains(term)
+        return f"id IN (SELECT rowid FROM {TEXT_TABLE} WHERE {TEXT_TABLE} MATCH ?) AND {contains}", [phrase, *params]
 
     async def _fetch_value(self, sql: str) -> Any:
         cursor = await self._db.execute(sql)

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import aiosqlite
 
 from bridge.store.events import EventOps
-from bridge.store.records import EventAction
+from bridge.store.records import EventAction, Row
 
 
 class SqliteEvents(EventOps):
@@ -37,3 +37,13 @@ class SqliteEvents(EventOps):
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, position) DO NOTHING",
             [(a.event_id, a.position, a.rule, a.action, a.target, a.outcome, a.reason) for a in rows],
         )
+
+    async def unlinked_events(self, after: str, limit: int) -> list[Row]:
+        """Up to `limit` events without an SMS id whose ids sort after `after`, in id order: id, payload."""
+        cursor = await self._db.execute(
+            "SELECT id, payload FROM events WHERE sms_id IS NULL AND id > ? ORDER BY id LIMIT ?", (after, limit))
+        return list(await cursor.fetchall())
+
+    async def link_events(self, links: Iterable[tuple[int, str]]) -> None:
+        """Give events their SMS, as (sms id, event id) pairs."""
+        await self._db.executemany("UPDATE events SET sms_id = ? WHERE id = ?", list(links))

@@ -7,6 +7,8 @@ only the partial indexes.
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,6 +16,23 @@ import aiosqlite
 
 from bridge.store.messages import MessageOps
 from bridge.store.records import Row
+
+log = logging.getLogger(__name__)
+
+# An external-content FTS5 table over messages.body (its rowid the message id), trigram-tokenized so that any
+# substring of three characters or more is found through it; triggers keep it in step with every change.
+TEXT_TABLE = "messages_text"
+_TEXT_INDEX = (
+    f"CREATE VIRTUAL TABLE {TEXT_TABLE} USING fts5(body, content='messages', content_rowid='id', tokenize='trigram')",
+    f"CREATE TRIGGER messages_text_insert AFTER INSERT ON messages BEGIN "
+    f"INSERT INTO {TEXT_TABLE} (rowid, body) VALUES (new.id, new.body); END",
+    f"CREATE TRIGGER messages_text_delete AFTER DELETE ON messages BEGIN "
+    f"INSERT INTO {TEXT_TABLE} ({TEXT_TABLE}, rowid, body) VALUES ('delete', old.id, old.body); END",
+    f"CREATE TRIGGER messages_text_update AFTER UPDATE OF id, body ON messages BEGIN "
+    f"INSERT INTO {TEXT_TABLE} ({TEXT_TABLE}, rowid, body) VALUES ('delete', old.id, old.body); "
+    f"INSERT INTO {TEXT_TABLE} (rowid, body) VALUES (new.id, new.body); END",
+    f"INSERT INTO {TEXT_TABLE} ({TEXT_TABLE}) VALUES ('rebuild')",
+)
 
 
 class SqliteMessages(MessageOps):
@@ -70,3 +89,15 @@ class SqliteMessages(MessageOps):
             "SELECT MAX(id) FROM (SELECT MAX(id) AS id FROM messages UNION ALL SELECT MAX(sms_id) FROM recipients)")
         row = await cursor.fetchone()
         return row[0] if row else None
+
+    async def index_text(self) -> None:
+        """Build the trigram FTS5 index over message bodies and its triggers, filled from the rows stored; where
+        this SQLite has no trigram tokenizer (before 3.34) the search reads rows instead, and says so in the log."""
+        try:
+            await self._db.execute(_TEXT_INDEX[0])
+        except sqlite3.OperationalError as exc:
+            log.warning("SQLite %s cannot build the text index (%s): dashboard text searches read rows instead",
+                        sqlite3.sqlite_version, exc)
+            return
+        for statement in _TEXT_INDEX[1:]:
+            await self._db.execute(statement)
