@@ -97,6 +97,7 @@ async def measure(path: Path, repeat: int, middle: int) -> list[tuple[str, float
         ("messages_number_search", "/ui/messages?q=" + number.replace("+", "%2B")),
         ("messages_text_search_common", "/ui/messages?q=parcel"),
         ("messages_text_search_rare", "/ui/messages?q=zzqq"),
+        ("messages_text_search_short", "/ui/messages?q=zq"),
         ("thread", "/ui/threads/" + number.replace("+", "%2B")),
         ("deliveries", "/ui/deliveries"),
         ("deliveries_dead_of_target", "/ui/deliveries?target=crm&state=dead"),

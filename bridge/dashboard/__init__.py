@@ -23,6 +23,7 @@ from bridge.config import Rate
 from bridge.dashboard import auth, live, pages
 from bridge.dashboard.render import Renderer
 from bridge.server import RateLimiter
+from bridge.store import StoreRejected
 
 STATIC_DIR = Path(__file__).parent / "static"
 SIGN_IN_RATE = Rate(10, 60.0)  # attempts per client address
@@ -96,4 +97,8 @@ async def _checked(request: web.Request, handler: Callable[[web.Request], Awaita
         if not session.accepts(token if isinstance(token, str) else None):
             return pages.refusal(request, 403, "This form has expired or did not come from this dashboard.")
     request[pages.SESSION] = session
-    return await handler(request)
+    try:
+        return await handler(request)
+    except StoreRejected:
+        return pages.refusal(request, 400, "A value in this request cannot be stored or looked up (a NUL "
+                                           "character, or a number past 64 bits); nothing was changed.")

@@ -164,14 +164,16 @@ def _message_filter(params: dict[str, str], renderer: Renderer) -> tuple[Message
         text = q
     statuses: tuple[int, ...] = ()
     if params["status"]:
-        statuses = tuple(int(s) for s in Status.from_name(params["status"]))
+        try:
+            statuses = tuple(int(s) for s in Status.from_name(params["status"]))
+        except ValueError:
+            statuses = ()
         if not statuses:
             problems.append(f"status: no status is called {params['status']!r}")
     device = None
     if params["device"]:
-        if params["device"].isdigit() and len(params["device"]) < 19:
-            device = int(params["device"])
-        else:
+        device = _int(params["device"])
+        if device is None:
             problems.append("device: a device id is a number")
     since, until = _day(params["from"], renderer, problems, "from"), _day(params["to"], renderer, problems, "to")
     direction = params["direction"] if params["direction"] in _DIRECTIONS else None
@@ -404,7 +406,7 @@ def _grouped(rows: list[Any], column: str) -> dict[Any, list[Any]]:
 
 def _int(text: str | None) -> int | None:
     """A decimal id from a URL or form, or None."""
-    return int(text) if text and text.isdigit() and len(text) < 19 else None
+    return int(text) if text and text.isascii() and text.isdigit() and len(text) < 19 else None
 
 
 def _text(value: Any) -> str | None:

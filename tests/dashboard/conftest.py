@@ -39,11 +39,18 @@ async def sink() -> AsyncIterator[Sink]:
         yield running
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module saying BOTH_ENGINES = True runs each of its tests on SQLite, then on PostgreSQL."""
+    if "postgres_storage" in metafunc.fixturenames and getattr(metafunc.module, "BOTH_ENGINES", False):
+        metafunc.parametrize("postgres_storage", ["sqlite", "postgresql"], indirect=True)
+
+
 @pytest.fixture
-def postgres_storage() -> str | None:
-    """The PostgreSQL database the bridge stores in, None for SQLite (the default; suites that run on both
-    engines override this fixture)."""
-    return None
+def postgres_storage(request: pytest.FixtureRequest) -> str | None:
+    """The PostgreSQL database the bridge stores in, None for SQLite (the default)."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return None
+    return request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture

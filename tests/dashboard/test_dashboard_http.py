@@ -8,16 +8,12 @@ import re
 import time
 
 import aiohttp
-import pytest
 from dashboard_support import API_KEY, HOOK_SECRET, XSS, Dashboard, csrf_of
 from reliability_support import Reply, RunningBridge, SimulatorControl, Sink, eventually
 
 from bridge.appkeys import STORE
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def postgres_storage(request: pytest.FixtureRequest) -> str | None:
-    """The bridge stores in SQLite, then in a fresh PostgreSQL database."""
-    return None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+BOTH_ENGINES = True
 
 
 PAGES = ("/ui/", "/ui/messages", "/ui/deliveries", "/ui/sends", "/ui/devices", "/ui/opt-outs", "/ui/rules")
