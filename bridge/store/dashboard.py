@@ -323,23 +323,14 @@ def _message_conditions(where: MessageFilter) -> tuple[list[str], list[Any]]:
     """SQL conditions and parameters for a MessageFilter."""
     conditions: list[str] = []
     params: list[Any] = []
-    if where.direction is not None:
-        conditions.append("direction = ?")
-        params.append(where.direction)
-    if where.statuses:
-        conditions.append(f"status IN ({', '.join('?' * len(where.statuses))})")
-        params += where.statuses
-    if where.device_id is not None:
-        conditions.append("device_id = ?")
-        params.append(where.device_id)
-    if where.since_ts is not None:
-        conditions.append("created_ts >= ?")
-        params.append(where.since_ts)
-    if where.until_ts is not None:
-        conditions.append("created_ts < ?")
-        params.append(where.until_ts)
-    if where.numbers:
-        conditions.append(f"number IN ({', '.join('?' * len(where.numbers))})")
-        params += where.numbers
+    for condition, value in (("direction = ?", where.direction), ("device_id = ?", where.device_id),
+                             ("created_ts >= ?", where.since_ts), ("created_ts < ?", where.until_ts)):
+        if value is not None:
+            conditions.append(condition)
+            params.append(value)
+    for column, values in (("status", where.statuses), ("number", where.numbers)):
+        if values:
+            conditions.append(f"{column} IN ({', '.join('?' * len(values))})")
+            params += values
     return conditions, params
 
