@@ -526,8 +526,10 @@ class DeliveryWorker:
 
     def _recorded(self, lane: _Lane, row: _Due, attempt: Attempt, outcome: Outcome, next_ts: float, now: float,
                   newly_disabled: bool, error: StoreError | None) -> None:
-        """After the commit: count and log the outcome; a row whose outcome was not written stays due."""
+        """After the commit: count and log the outcome; a row whose outcome was not written stays due. The loop
+        is woken: it may sleep on a delay reckoned while the lane was full or this row was still taken."""
         lane.taken.discard(row.id)
+        self._wakeup.set()
         if error is not None:
             log.warning("delivery %d to %s: attempt not recorded (%s); it will be made again",
                         row.id, lane.label, error)

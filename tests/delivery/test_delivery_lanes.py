@@ -66,6 +66,17 @@ async def test_the_loop_retries_when_the_row_falls_due(sink, store, make_worker,
     await sink.wait_for(lambda: sink.delivered_ids("/crm") == {event.id})
 
 
+async def test_a_retry_due_at_once_is_made_without_waiting_for_the_idle_timeout(sink, store, make_worker, clock):
+    """A running worker, woken once, makes a failed row's retry as soon as it is due (here at once), not only
+    when its longest idle sleep ends."""
+    worker = make_worker(target(sink, retry=(0, 0)))
+    sink.answer("/crm", 500)
+    event = await queue_webhook(store, clock())
+    await worker.start()
+    worker.wake()
+    await sink.wait_for(lambda: sink.delivered_ids("/crm") == {event.id})
+
+
 async def test_an_attempt_cut_by_stop_is_made_again_with_the_same_id(sink, store, make_worker, clock):
     """An attempt still running when the worker stops stays pending and is re-sent later with the same webhook-id."""
     first = make_worker(target(sink))
