@@ -78,4 +78,5 @@ class PostgresMessages(MessageOps):
             log.warning("PostgreSQL cannot create the pg_trgm extension (%s): dashboard text searches read rows "
                         "instead", exc)
             return
-        await self._db.execute(f"CREATE INDEX messages_text ON messages USING gin ({FOLDED_BODY} gin_trgm_ops)")
+        await self._db.execute(
+            f"CREATE INDEX IF NOT EXISTS messages_text ON messages USING gin ({FOLDED_BODY} gin_trgm_ops)")

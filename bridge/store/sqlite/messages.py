@@ -23,12 +23,13 @@ log = logging.getLogger(__name__)
 # substring of three characters or more is found through it; triggers keep it in step with every change.
 TEXT_TABLE = "messages_text"
 _TEXT_INDEX = (
-    f"CREATE VIRTUAL TABLE {TEXT_TABLE} USING fts5(body, content='messages', content_rowid='id', tokenize='trigram')",
-    f"CREATE TRIGGER messages_text_insert AFTER INSERT ON messages BEGIN "
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {TEXT_TABLE} USING "
+    "fts5(body, content='messages', content_rowid='id', tokenize='trigram')",
+    f"CREATE TRIGGER IF NOT EXISTS messages_text_insert AFTER INSERT ON messages BEGIN "
     f"INSERT INTO {TEXT_TABLE} (rowid, body) VALUES (new.id, new.body); END",
-    f"CREATE TRIGGER messages_text_delete AFTER DELETE ON messages BEGIN "
+    f"CREATE TRIGGER IF NOT EXISTS messages_text_delete AFTER DELETE ON messages BEGIN "
     f"INSERT INTO {TEXT_TABLE} ({TEXT_TABLE}, rowid, body) VALUES ('delete', old.id, old.body); END",
-    f"CREATE TRIGGER messages_text_update AFTER UPDATE OF id, body ON messages BEGIN "
+    f"CREATE TRIGGER IF NOT EXISTS messages_text_update AFTER UPDATE OF id, body ON messages BEGIN "
     f"INSERT INTO {TEXT_TABLE} ({TEXT_TABLE}, rowid, body) VALUES ('delete', old.id, old.body); "
     f"INSERT INTO {TEXT_TABLE} (rowid, body) VALUES (new.id, new.body); END",
     f"INSERT INTO {TEXT_TABLE} ({TEXT_TABLE}) VALUES ('rebuild')",
