@@ -284,7 +284,8 @@ class DashboardReads:
         rows = rows[:limit]
         edge = None
         if text is not None and not more:
-            edge = await self._store.fetch_one(f"SELECT {ts}, id {ordered}LIMIT 1 OFFSET ?", (*params, self._scan_rows - 1))
+            edge = await self._store.fetch_one(f"SELECT {ts}, id {ordered}LIMIT 1 OFFSET ?",
+                                               (*params, self._scan_rows - 1))
         if after is not None:
             rows.reverse()
             older = _cursor(rows[-1], ts) if rows else before
