@@ -31,6 +31,7 @@ from yaml.resolver import Resolver
 
 from bridge.events import RULE_EVENT_NAMES
 from bridge.gateway.models import STATUS_NAMES
+from bridge.pool import Member, Strategy
 from bridge.templating import PAYLOAD_NAMES, RULE_NAMES, TemplateEngine, TemplateError
 
 # --- public values ----------------------------------------------------------------------------------------------
@@ -271,6 +272,15 @@ class RuleConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolConfig:
+    """The device pool: the members sends without a device_id are placed on, and how (DESIGN section 9)."""
+
+    members: tuple[Member, ...]
+    strategy: Strategy = Strategy.STICKY
+    failover: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole validated configuration."""
 
@@ -282,6 +292,7 @@ class Config:
     inbound: Mapping[str, InboundConfig] = field(default_factory=lambda: MappingProxyType({}))
     safety: SafetyConfig = SafetyConfig()
     rules: tuple[RuleConfig, ...] = ()
+    pool: PoolConfig | None = None
     templates_dir: Path = Path("templates")
     source: Path = Path("rules.yaml")
 
@@ -880,7 +891,8 @@ def _key_line(v: _Val | None, key: str, default: int) -> int:
 
 # --- sections ----------------------------------------------------------------------------------------------------
 
-_SECTIONS = ("gateway", "poll", "storage", "server", "webhooks", "inbound", "safety", "rules", "templates_dir")
+_SECTIONS = ("gateway", "poll", "storage", "server", "webhooks", "inbound", "safety", "rules", "pool",
+             "templates_dir")
 
 
 def _config(ctx: _Ctx, root: _Val, source: Path) -> Config | None:
@@ -907,6 +919,7 @@ def _config(ctx: _Ctx, root: _Val, source: Path) -> Config | None:
         inbound=MappingProxyType(_present(_named(ctx, section.get("inbound"), "inbound", _inbound))),
         safety=_safety(ctx, section.get("safety")),
         rules=_rules(ctx, section.get("rules")),
+        pool=_pool(ctx, section.get("pool")),
         templates_dir=templates_dir,
         source=source,
     )
@@ -1156,6 +1169,46 @@ def _safety(ctx: _Ctx, v: _Val | None) -> SafetyConfig:
         line = _key_line(v, "opt_in_keywords", v.line if v is not None else 1)
         ctx.issue(line, "safety.opt_in_keywords", f"also listed in opt_out_keywords: {', '.join(sorted(both))}")
     return safety
+
+
+# --- pool --------------------------------------------------------------------------------------------------------
+
+_MEMBER = {
+    "device_id": _Field(_id, required=True),
+    "sim": _Field(_sim),
+    "daily_limit": _Field(_positive_int),
+    "monthly_recipients": _Field(_positive_int),
+}
+
+
+def _member(ctx: _Ctx, v: _Val, path: str) -> Any:
+    values = _record(ctx, v, path, _MEMBER)
+    return _BAD if values is None else _build(Member, values)
+
+
+_POOL = {
+    "strategy": _Field(_choice(tuple(Strategy), "strategy")),
+    "failover": _Field(_bool),
+    "members": _Field(_list_of(_member, "a pool needs at least one member"), required=True),
+}
+
+
+def _pool(ctx: _Ctx, v: _Val | None) -> PoolConfig | None:
+    """The `pool` section, or None without one; a member listed twice (same device_id and sim) is an error."""
+    if v is None:
+        return None
+    values = _record(ctx, v, "pool", _POOL)
+    if values is None or values.get("members") in (None, _BAD):
+        return None
+    seen: set[tuple[int, int]] = set()
+    for i, member in enumerate(values["members"]):
+        if member.key in seen:
+            line = v.data["members"].data[i].line
+            ctx.issue(line, f"pool.members[{i}]", f"device {member.device_id} SIM {member.sim} is listed twice")
+        seen.add(member.key)
+    if "strategy" in values and values["strategy"] is not _BAD:
+        values["strategy"] = Strategy(values["strategy"])
+    return _build(PoolConfig, values)
 
 
 # --- rules -------------------------------------------------------------------------------------------------------
