@@ -23,6 +23,7 @@ from bridge.gateway.client import GatewayClient
 from bridge.gateway.errors import GatewayError, UpstreamUnavailable
 from bridge.gateway.models import STATUS_NAMES, OutgoingSms, SimInfo, Sms, Status
 from bridge.gateway.simulator import build_simulator_app
+from bridge.placement import MemberReport, member_reports
 from bridge.rules import RuleError
 from bridge.server import ApiProblem, recipients
 from bridge.store import Store, StoreError, open_store
@@ -587,6 +588,17 @@ def _add_outbox_commands(commands: argparse._SubParsersAction) -> None:
                          help="only dead deliveries and pending ones whose last attempt failed")
     listing.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
     listing.set_defaults(handler=_deliveries)
+    pool = commands.add_parser(
+        "pool", help="show the device pool: members, usability and counts",
+        description="Show each pool member (device and SIM): whether it is usable now (else why: offline, "
+                    "daily_limit, monthly_recipients), the SMS it handed upstream today against its daily limit "
+                    "and its distinct recipients this month against its monthly limit, and the sends waiting "
+                    "for a usable member. Reads the database at storage.path; a running bridge may keep using it.",
+    )
+    add_config_option(pool)
+    add_logging_options(pool)
+    pool.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
+    pool.set_defaults(handler=_pool)
     replay = commands.add_parser(
         "replay", help="re-queue failed deliveries, or retry waiting ones now",
         description="Re-queue the deliveries `deliveries --failed` lists: dead ones, and pending ones waiting "
@@ -623,6 +635,33 @@ def _deliveries(args: argparse.Namespace) -> int:
         print(f"webhook target {target['name']} is disabled ({target['reason']}); "
               f"`sms-bridge replay -c {args.config} --target {target['name']}` re-enables it")
     return EXIT_OK
+
+
+def _pool(args: argparse.Namespace) -> int:
+    config = load_config_or_exit(args)
+    pool = config.pool
+    if pool is None:
+        raise CommandError(f"{args.config} has no pool section")
+
+    async def read(store: Store) -> tuple[list[MemberReport], int]:
+        zone = ZoneInfo(config.gateway.timezone)
+        return await member_reports(store, pool, zone, time.time()), await store.pool_waiting()
+
+    reports, waiting = _with_store(config, read)
+    if args.json:
+        print(json.dumps({"strategy": str(pool.strategy), "failover": pool.failover, "waiting": waiting,
+                          "members": [r.to_json() for r in reports]}, indent=2))
+        return EXIT_OK
+    print(f"strategy {pool.strategy}, failover {'on' if pool.failover else 'off'}; "
+          f"{_count(waiting, 'send')} waiting for a usable member")
+    _print_table([("DEVICE", "SIM", "STATE", "TODAY", "RECIPIENTS THIS MONTH")] + [
+        (str(r.member.device_id), str(r.member.sim), r.state, _of_limit(r.sent_today, r.member.daily_limit),
+         _of_limit(r.recipients_this_month, r.member.monthly_recipients)) for r in reports])
+    return EXIT_OK
+
+
+def _of_limit(count: int, limit: int | None) -> str:
+    return f"{count}/{limit}" if limit is not None else str(count)
 
 
 def _delivery_cells(row: delivery.DeliveryInfo) -> tuple[str, ...]:

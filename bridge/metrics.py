@@ -34,6 +34,14 @@ class Metrics:
             "bridge_poll_duration_seconds", "Time one poll of the upstream took.",
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r,
         )
+        member = ["device_id", "sim"]
+        self.pool_sent_today = Gauge("bridge_pool_member_sent_today",
+                                     "SMS a pool member handed upstream since local midnight.", member, registry=r)
+        self.pool_recipients_month = Gauge("bridge_pool_member_recipients_month",
+                                           "Distinct recipients of a pool member this calendar month.", member,
+                                           registry=r)
+        self.pool_usable = Gauge("bridge_pool_member_usable",
+                                 "1 while a pool member is online and under its limits.", member, registry=r)
         self.queue_depth = Gauge("bridge_queue_depth", "Work waiting, by queue.", ["queue"], registry=r)
         self.http_requests = Counter(
             "bridge_http_requests_total", "HTTP API requests, by route and status.", ["route", "status"], registry=r,

@@ -38,7 +38,7 @@ import random
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -49,6 +49,8 @@ from bridge.gateway.client import ApiError, GatewayClient, GatewayError, Upstrea
 from bridge.gateway.models import OutgoingSms, Sms
 from bridge.logs import FailureStreak
 from bridge.metrics import Metrics
+from bridge.placement import FAILED_STATUSES, Placement, Wanted
+from bridge.pool import EXHAUSTED
 from bridge.store import NewSend, Row, Store, StoreError, Tx
 
 log = logging.getLogger(__name__)
@@ -97,12 +99,20 @@ class _Recipient:
     send_at: str | None
     urgent: bool
     customer_id: int | None
+    send_device_id: int | None = None
+    send_sim: int | None = None
+    is_reply: bool = False
+    placed: tuple[int, int] | None = None
+    avoid: tuple[int, int] | None = None
 
     @classmethod
     def of(cls, row: Row) -> _Recipient:
         """The recipient of a `Store.due_recipients` / `recipients_by_id` row."""
         return cls(row["id"], row["send_id"], row["number"], row["attempts"], row["submitted_ts"], row["resend_ts"],
-                   row["correlation_id"], row["body"], row["device_id"], row["sim"], row["send_at"], bool(row["urgent"]), row["customer_id"])
+                   row["correlation_id"], row["body"], row["device_id"], row["sim"], row["send_at"], bool(row["urgent"]), row["customer_id"],
+                   row["send_device_id"], row["send_sim"], bool(row["is_reply"]),
+                   None if row["member_device"] is None else (row["member_device"], row["sim"]),
+                   None if row["avoid_device"] is None else (row["avoid_device"], row["avoid_sim"]))
 
     @property
     def correlation_id(self) -> int:
@@ -146,6 +156,7 @@ class _Screened:
     failed: list[tuple[int, str | None, float]]
     deferred: list[tuple[int, str | None, float]]
     first_sends: list[tuple[str, str]]
+    waiting: list[tuple[int, str | None, float]] = field(default_factory=list)
 
 
 class Sender:
@@ -174,8 +185,11 @@ class Sender:
         self._resend_after = max(RESEND_AFTER_MIN, 4 * self._in_doubt_after)
         self._learn_after = LEARN_POLLS * config.poll.interval if learn_after is None else learn_after
         self._zone = ZoneInfo(config.gateway.timezone)
+        self._placement = None if config.pool is None else Placement(config.pool, self._zone,
+                                                                       config.poll.devices_interval)
         self._buckets: dict[int, _Bucket] = {}
         self._unlearned: dict[int, tuple[float, int]] = {}  # recipient id -> (next try, tries)
+        self._waiting: set[int] = set()  # recipients known to wait for a usable pool member (logged once)
         self._incoming: list[tuple[NewSend, StoredAnswer | None, asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -297,6 +311,7 @@ class Sender:
             await self._housekeeping()
             handled = await self._reconcile_due()
             await self._learn_due()
+            await self._fail_over()
             while True:
                 claimed = await self._submit_due()
                 handled += claimed
@@ -338,9 +353,11 @@ class Sender:
             await db.set_recipients("refused", screened.refused, now)
             await db.set_recipients("failed", screened.failed, now)
             await db.set_recipients("queued", screened.deferred, now)
+            await db.set_recipients("queued", screened.waiting, now)
             await db.mark_submitting([r.id for r in screened.ready], now)
             await db.log_sent(screened.first_sends, now)
         self._count("refused", len(screened.refused))
+        self._note_waiting({rid for rid, _, _ in screened.waiting}, {r.id for r in rows})
         by_id = {r.id: r for r in rows}
         for rid, reason, _ in screened.refused:
             row = by_id[rid]
@@ -358,10 +375,14 @@ class Sender:
         opted = await db.opted_out([number for numbers in readings.values() for number in numbers])
         counts = await db.recent_sends([number for r in rows if r.attempts == 0 for number in readings[r.id]],
                                        now - limit.per)
+        plan = None if self._placement is None else await self._placement.plan(
+            db, [readings[r.id][0] for r in rows], now)
         out = _Screened([], [], [], [], [])
         for r in rows:
+            wanted = None if plan is None else _wanted(r, readings[r.id][0])
+            pooled = wanted is not None and plan is not None and plan.manages(wanted)
             device = r.device_id if r.device_id is not None else self._config.gateway.device_id
-            if device is None:
+            if device is None and not pooled:
                 out.failed.append((r.id, "no device: give device_id or set gateway.device_id", now))
                 continue
             if opted.intersection(readings[r.id]):
@@ -377,6 +398,15 @@ class Sender:
             if r.attempts == 0 and not safety.loop_guard_allows(recent, limit):
                 out.refused.append((r.id, str(safety.Refusal.LOOP_GUARD), now))
                 continue
+            if pooled:
+                assert plan is not None and wanted is not None
+                member = plan.place(wanted)
+                if member is None:
+                    out.waiting.append((r.id, EXHAUSTED, plan.wake_at))
+                    continue
+                r = replace(r, device_id=member.device_id, sim=member.sim)
+                device = member.device_id
+            assert device is not None
             bucket = self._bucket(device, now)
             if bucket is not None and not bucket.take(now):
                 out.deferred.append((r.id, None, bucket.next_token_ts(now)))
@@ -384,8 +414,20 @@ class Sender:
             if r.attempts == 0:
                 counts[sent_key] = counts.get(sent_key, 0) + 1
                 out.first_sends.append(sent_key)
+            if plan is not None and wanted is not None:
+                plan.take(wanted, (device, r.sim if r.sim is not None else self._config.gateway.sim))
             out.ready.append(r)
+        if plan is not None:
+            await plan.commit(db, now)
         return out
+
+    def _note_waiting(self, waiting: set[int], claimed: set[int]) -> None:
+        """Log recipients that started waiting for a usable pool member, once each."""
+        new = waiting - self._waiting
+        self._waiting = (self._waiting - claimed) | waiting
+        if new:
+            log.warning("sender: %d send(s) wait: no pool member is usable (offline, or at its daily or monthly "
+                        "limit); they go out once one is", len(new))
 
     def _send_at_problem(self, r: _Recipient) -> str | None:
         """Why the upstream cannot be given this row's send_at, or None (a row the API did not check, or older)."""
@@ -459,6 +501,9 @@ class Sender:
                 changes = [(r.id, f"will retry: {reason}", now + _backoff(r.attempts + 1)) for r in rows]
             async with self._store.transaction() as db:
                 await db.set_recipients(state, changes, now)
+                if self._placement is not None:  # not applied upstream: the members' counts are taken back
+                    await db.uncount_pool_sends(self._placement.members_of((r.device_id, r.sim) for r in rows),
+                                                self._placement.day(now))
         self._count(state, len(rows))
         if kind == "bug":
             log.error("sender: %s failed unexpectedly; the send is reconciled before any retry", method,
@@ -477,6 +522,23 @@ class Sender:
             customer_id=r.correlation_id,
             urgent=r.urgent,
         )
+
+    # --- failover ---------------------------------------------------------------------------------
+
+    async def _fail_over(self) -> None:
+        """Queue once more, for another member, each pool-placed recipient whose SMS has a final failed status;
+        the failed attempt is kept (and its status event fires as for any SMS)."""
+        if self._placement is None or not self._placement.fails_over:
+            return
+        now = self._clock()
+        async with self._store.transaction() as db:
+            rows = await db.failover_candidates(FAILED_STATUSES, now - self._config.poll.lookback, CLAIM_LIMIT)
+            await db.fail_over([(r["id"], r["sms_id"], r["device_id"], r["sim"], _new_correlation_id())
+                                for r in rows], now)
+        for r in rows:
+            log.warning("sender: sms %d to %s failed on device %d SIM %d (status %d); sending it once more on "
+                        "another pool member", r["sms_id"], r["number"], r["device_id"], r["sim"], r["status"])
+        self._count("failed_over", len(rows))
 
     # --- learning ids and reconciling -------------------------------------------------------------
 
@@ -669,6 +731,16 @@ def _classify(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, GatewayError):
         return "auth", "queued"
     return "bug", "in_doubt"
+
+
+def _wanted(r: _Recipient, number: str) -> Wanted:
+    """What the pool needs of a claimed recipient; `number` is its likeliest reading."""
+    return Wanted(r.id, number, r.send_device_id, r.send_sim, r.is_reply, r.placed, r.avoid)
+
+
+def _new_correlation_id() -> int:
+    """A fresh random customerid (the upstream's int range) for a recipient's next attempt."""
+    return random.randint(1, 2**31 - 1)
 
 
 def _backoff(attempt: int) -> float:

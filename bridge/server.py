@@ -35,10 +35,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bridge.numbers import e164
 from bridge.appkeys import CONFIG, METRICS, POLLER, SENDER, STORE
-from bridge.config import Config, InboundConfig, Rate, ServerConfig
+from bridge.config import Config, InboundConfig, PoolConfig, Rate, ServerConfig
 from bridge.gateway import parse
 from bridge.gateway.models import Status
 from bridge.metrics import Metrics
+from bridge.placement import member_reports
+from bridge.pool import EXHAUSTED
 from bridge.openapi import (
     IDEMPOTENCY_KEY_MAX_LENGTH,
     IDEMPOTENCY_KEY_PATTERN,
@@ -378,11 +380,12 @@ def message_send(payload: Any, config: Config) -> NewSend:
     numbers = recipients(payload.get("to"), gateway.default_region)
     body = _body(payload.get("body"), config.server.max_body_chars)
     device_id = _optional_int(payload, "device_id", 1, 2**63 - 1)
-    if device_id is None:
+    sim = _optional_int(payload, "sim", 0, 1)
+    pooled = device_id is None and config.pool is not None  # the sender places it on a pool member
+    if device_id is None and not pooled:
         device_id = gateway.device_id
         if device_id is None:
             raise ApiProblem(400, "required: no default device (gateway.device_id) is configured", "device_id")
-    sim = _optional_int(payload, "sim", 0, 1)
     when = send_at(payload.get("send_at"), ZoneInfo(gateway.timezone))
     urgent = payload.get("urgent")
     if urgent is not None and not isinstance(urgent, bool):
@@ -393,7 +396,7 @@ def message_send(payload: Any, config: Config) -> NewSend:
         recipients=numbers,
         body=body,
         device_id=device_id,
-        sim=gateway.sim if sim is None else sim,
+        sim=gateway.sim if sim is None and not pooled else sim,
         send_at=when,
         urgent=bool(urgent),
         customer_id=_optional_int(payload, "customer_id", 0, MAX_CUSTOMER_ID),
@@ -515,13 +518,14 @@ def hook_send(inbound: InboundConfig, payload: Any, api: _Api) -> NewSend:
     if len(text) > limit:
         text = text[:limit - 1] + "…"
     gateway = api.config.gateway
+    pooled = inbound.device_id is None and api.config.pool is not None  # the sender places it on a member
     return NewSend(
         id=new_send_id(),
         source=f"hook:{inbound.name}",
         recipients=_hook_recipients(inbound, gateway.default_region),
         body=text,
-        device_id=inbound.device_id if inbound.device_id is not None else gateway.device_id,
-        sim=inbound.sim if inbound.sim is not None else gateway.sim,
+        device_id=inbound.device_id if inbound.device_id is not None or pooled else gateway.device_id,
+        sim=inbound.sim if inbound.sim is not None or pooled else gateway.sim,
     )
 
 
@@ -597,14 +601,18 @@ async def get_message(request: web.Request) -> web.Response:
     if found is None:
         raise ApiProblem(404, f"no message {send_id[:64]!r}")
     send, rows = found
+    earlier: dict[int, list[dict[str, Any]]] = {}
+    for attempt in await request.app[STORE].recipient_attempts(send_id):
+        earlier.setdefault(attempt["position"], []).append(_attempt(attempt))
     recipients_out = [
         {
             "to": row["number"],
             "sms_id": row["sms_id"],
             "status": row["status"],
-            "status_name": None if row["status"] is None else Status.from_code(row["status"]).label,
+            "status_name": _status_name(row["status"]),
             "state": _api_state(row["state"]),
             "reason": row["reason"],
+            "attempts": earlier.get(row["position"], []) + ([] if row["sms_id"] is None else [_attempt(row)]),
         }
         for row in rows
     ]
@@ -614,8 +622,19 @@ async def get_message(request: web.Request) -> web.Response:
         "created_at": utc_iso(send["created_ts"]),
         "source": send["source"],
         "send_at": send["send_at"],
+        "reason": EXHAUSTED if any(r["reason"] == EXHAUSTED for r in recipients_out) else None,
         "recipients": recipients_out,
     })
+
+
+def _attempt(row: Any) -> dict[str, Any]:
+    """One upstream SMS of a recipient: its id, the device and SIM it went out on, its last known status."""
+    return {"sms_id": row["sms_id"], "device_id": row["device_id"], "sim": row["sim"], "status": row["status"],
+            "status_name": _status_name(row["status"])}
+
+
+def _status_name(status: int | None) -> str | None:
+    return None if status is None else Status.from_code(status).label
 
 
 def _api_state(state: str) -> str:
@@ -666,7 +685,20 @@ async def healthz(request: web.Request) -> web.Response:
             for row in disabled
         ],
     }
+    pool = request.app[CONFIG].pool
+    if pool is not None:
+        body["pool"] = await _pool_health(request.app, pool)
     return web.json_response(body, status=503 if degraded else 200)
+
+
+async def _pool_health(app: web.Application, pool: PoolConfig) -> dict[str, Any]:
+    """The pool as /healthz shows it: recipients waiting for a usable member, and each member's state."""
+    store = app[STORE]
+    reports = await member_reports(store, pool, ZoneInfo(app[CONFIG].gateway.timezone), time.time())
+    return {
+        "waiting": await store.pool_waiting(),
+        "members": [r.to_json() for r in reports],
+    }
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -675,6 +707,15 @@ async def metrics(request: web.Request) -> web.Response:
     depths = await request.app[STORE].send_queue_depths()
     for queue, depth in depths.items():
         registry.queue_depth.labels(queue=queue if queue.startswith("outbox") else f"sends_{queue}").set(depth)
+    pool = request.app[CONFIG].pool
+    if pool is not None:
+        health = await _pool_health(request.app, pool)
+        registry.queue_depth.labels(queue="sends_pool_exhausted").set(health["waiting"])
+        for m in health["members"]:
+            labels = {"device_id": str(m["device_id"]), "sim": str(m["sim"])}
+            registry.pool_sent_today.labels(**labels).set(m["sent_today"])
+            registry.pool_recipients_month.labels(**labels).set(m["recipients_this_month"])
+            registry.pool_usable.labels(**labels).set(int(m["state"] == "usable"))
     return web.Response(body=generate_latest(registry.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

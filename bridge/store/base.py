@@ -1,6 +1,6 @@
 """The store's one interface: a transaction holding every concern's statements, and the store that opens it.
 
-Each concern (cursors, messages, events, devices, safety, idempotency, sends, outbox) lives in a module of its
+Each concern (cursors, messages, events, devices, safety, idempotency, sends, outbox, pool) lives in a module of its
 own: `…Ops`, its statements inside a caller's transaction, and `…Reads`, the ones callers make on their own.
 A backend per engine implements the `…Ops` and says how transactions start; everything else is shared. Times
 are Unix seconds passed in by the caller: the store never reads the clock.
@@ -18,12 +18,13 @@ from bridge.store.events import EventOps
 from bridge.store.idempotency import IdempotencyOps, IdempotencyReads
 from bridge.store.messages import MessageOps, MessageReads, TextSearch
 from bridge.store.outbox import OutboxOps, OutboxReads
+from bridge.store.pool import PoolOps, PoolReads
 from bridge.store.records import Row
 from bridge.store.safety import SafetyOps
 from bridge.store.sends import SendOps, SendReads
 
 
-class Tx(CursorOps, MessageOps, EventOps, DeviceOps, SafetyOps, IdempotencyOps, SendOps, OutboxOps, ABC):
+class Tx(CursorOps, MessageOps, EventOps, DeviceOps, SafetyOps, IdempotencyOps, SendOps, OutboxOps, PoolOps, ABC):
     """One transaction on the store: all statements made through it commit together or not at all."""
 
     @abstractmethod
@@ -31,7 +32,8 @@ class Tx(CursorOps, MessageOps, EventOps, DeviceOps, SafetyOps, IdempotencyOps, 
         """Run one statement in the engine's own dialect (maintenance and tests; the bridge uses the methods)."""
 
 
-class Store(CursorReads, MessageReads, DeviceReads, IdempotencyReads, SendReads, OutboxReads, TextSearch, ABC):
+class Store(CursorReads, MessageReads, DeviceReads, IdempotencyReads, SendReads, OutboxReads, TextSearch, PoolReads,
+            ABC):
     """The bridge's database, whatever the engine; open it with `bridge.store.open_store`."""
 
     @abstractmethod

@@ -217,6 +217,51 @@ MIGRATIONS: tuple[str, ...] = (
     "",
     # 10: a text index over message bodies, kept by the engine itself (see TEXT_INDEXED_AT).
     "",
+    # 11: the device pool. A recipient's member (device_id, sim: NULL until the pool places it, and for sends
+    # with their own device), the member a failover avoids, the earlier attempts, the counts limits are read
+    # from (per member and local day; distinct numbers per member and month) and where sticky numbers go.
+    """
+    ALTER TABLE recipients ADD COLUMN device_id INTEGER;
+    ALTER TABLE recipients ADD COLUMN sim INTEGER;
+    ALTER TABLE recipients ADD COLUMN failovers INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE recipients ADD COLUMN avoid_device INTEGER;
+    ALTER TABLE recipients ADD COLUMN avoid_sim INTEGER;
+
+    CREATE TABLE recipient_attempts (
+        id           INTEGER PRIMARY KEY,
+        recipient_id INTEGER NOT NULL REFERENCES recipients (id),
+        sms_id       INTEGER NOT NULL,
+        device_id    INTEGER NOT NULL,
+        sim          INTEGER NOT NULL,
+        ts           REAL NOT NULL
+    );
+    CREATE INDEX recipient_attempts_recipient ON recipient_attempts (recipient_id, id);
+    CREATE INDEX recipient_attempts_sms ON recipient_attempts (sms_id);
+
+    CREATE TABLE pool_daily (
+        device_id INTEGER NOT NULL,
+        sim       INTEGER NOT NULL,
+        day       TEXT NOT NULL,                  -- the account zone's date, 2026-11-24
+        sent      INTEGER NOT NULL,               -- SMS handed upstream on that day
+        PRIMARY KEY (device_id, sim, day)
+    );
+
+    CREATE TABLE pool_monthly (
+        device_id INTEGER NOT NULL,
+        sim       INTEGER NOT NULL,
+        month     TEXT NOT NULL,                  -- the account zone's month, 2026-11
+        number    TEXT NOT NULL,                  -- E.164 where the number is valid
+        PRIMARY KEY (device_id, sim, month, number)
+    );
+    CREATE INDEX pool_monthly_number ON pool_monthly (month, number);
+
+    CREATE TABLE pool_assignments (
+        number     TEXT PRIMARY KEY,
+        device_id  INTEGER NOT NULL,
+        sim        INTEGER NOT NULL,
+        updated_ts REAL NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # The version whose upgrade also has the backend re-key stored numbers (`SafetyOps.renumber`), right after its

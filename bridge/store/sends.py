@@ -18,7 +18,9 @@ class SendOps(ABC):
 
     Recipient rows handed to the sender (`due_recipients`, `recipients_by_id`) have the columns id, send_id,
     number, state, attempts, submitted_ts, resend_ts, correlation_id and, from their send, body, device_id, sim, send_at, urgent,
-    customer_id.
+    customer_id; device_id and sim are the recipient's pool member once placed, else the send's; send_device_id,
+    send_sim and is_reply are the send's own, member_device the pool's placement (or None), and avoid_device,
+    avoid_sim the member a failover must not use.
     """
 
     @abstractmethod
@@ -31,8 +33,9 @@ class SendOps(ABC):
 
     @abstractmethod
     async def get_send(self, send_id: str) -> tuple[Row, list[Row]] | None:
-        """A send (id, source, send_at, created_ts) and its recipients in order (number, sms_id, state, reason and
-        `status`, the upstream status the poller last saw, or None), or None for an unknown id."""
+        """A send (id, source, send_at, created_ts) and its recipients in order (number, sms_id, state, reason,
+        `status`, the upstream status the poller last saw, or None, position, and the device_id and sim it goes
+        out on), or None for an unknown id."""
 
     @abstractmethod
     async def send_queue_depths(self) -> dict[str, int]:

@@ -35,6 +35,7 @@ from bridge.store.sqlite.events import SqliteEvents
 from bridge.store.sqlite.idempotency import SqliteIdempotency
 from bridge.store.sqlite.messages import TEXT_TABLE, SqliteMessages
 from bridge.store.sqlite.outbox import SqliteOutbox
+from bridge.store.sqlite.pool import SqlitePool
 from bridge.store.sqlite.safety import SqliteSafety
 from bridge.store.sqlite.sends import SqliteSends
 
@@ -43,7 +44,7 @@ _DATABASE_FAILURES = (sqlite3.Error, OverflowError, UnicodeEncodeError)
 
 
 class SqliteTx(SqliteCursors, SqliteMessages, SqliteEvents, SqliteDevices, SqliteSafety, SqliteIdempotency,
-               SqliteSends, SqliteOutbox, Tx):
+               SqliteSends, SqliteOutbox, SqlitePool, Tx):
     """The store's statements on the one connection, inside the transaction (or read) that made it."""
 
     def __init__(self, db: aiosqlite.Connection) -> None:

@@ -16,7 +16,9 @@ from bridge.store.sends import SendOps
 
 _RECIPIENT_FIELDS = (
     "SELECT r.id, r.send_id, r.number, r.state, r.attempts, r.submitted_ts, r.resend_ts, r.correlation_id, "
-    "s.body, s.device_id, s.sim, s.send_at, s.urgent, s.customer_id FROM recipients r JOIN sends s ON s.id = r.send_id "
+    "s.body, coalesce(r.device_id, s.device_id) AS device_id, coalesce(r.sim, s.sim) AS sim, s.send_at, s.urgent, "
+    "s.customer_id, s.device_id AS send_device_id, s.sim AS send_sim, s.is_reply, r.device_id AS member_device, "
+    "r.avoid_device, r.avoid_sim FROM recipients r JOIN sends s ON s.id = r.send_id "
 )
 # A fresh correlation customerid: 1 … 2**31 - 1, the upstream's int range (SQLite's random() is 64-bit).
 _NEW_CORRELATION_ID = "(abs(random() % 2147483647) + 1)"
@@ -74,8 +76,10 @@ class SqliteSends(SendOps):
         if send is None:
             return None
         cursor = await self._db.execute(
-            "SELECT r.number, r.sms_id, r.state, r.reason, m.status FROM recipients r "
-            "LEFT JOIN messages m ON m.id = r.sms_id WHERE r.send_id = ? ORDER BY r.position",
+            "SELECT r.number, r.sms_id, r.state, r.reason, m.status, r.position, "
+            "coalesce(r.device_id, s.device_id) AS device_id, coalesce(r.sim, s.sim) AS sim FROM recipients r "
+            "JOIN sends s ON s.id = r.send_id LEFT JOIN messages m ON m.id = r.sms_id WHERE r.send_id = ? "
+            "ORDER BY r.position",
             (send_id,),
         )
         return send, list(await cursor.fetchall())
@@ -175,7 +179,8 @@ class SqliteSends(SendOps):
     async def assigned_sms_ids(self, sms_ids: Iterable[int]) -> set[int]:
         """The upstream ids among `sms_ids` that a recipient already claims."""
         cursor = await self._db.execute(
-            "SELECT r.sms_id FROM json_each(?) AS j JOIN recipients r ON r.sms_id = j.value",
+            "SELECT r.sms_id FROM json_each(?1) AS j JOIN recipients r ON r.sms_id = j.value UNION "
+            "SELECT a.sms_id FROM json_each(?1) AS j JOIN recipient_attempts a ON a.sms_id = j.value",
             (json.dumps(list(sms_ids)),),
         )
         return {row[0] for row in await cursor.fetchall()}
