@@ -88,6 +88,7 @@ class _Device:
     delay_between_requests: int
     frozen_at: float | None = None
     lag: float = 0.0
+    delay_between_sms: int | None = None
 
 
 @dataclass(slots=True)
@@ -147,6 +148,7 @@ class Simulator:
         self.tokens_issued = 0
         self.shutting_down = asyncio.Event()
         self.devices = _default_devices(self.now())
+        self._sim_failures: dict[tuple[int, int], int] = {}  # (device, sim) -> the status its new SMS end in
 
     # --- time and ids ---------------------------------------------------------------------------
 
@@ -202,7 +204,7 @@ class Simulator:
         ids = []
         for number in numbers:
             message = _Message(self._new_id(), number, body, device.id, sim, float(int(moment)),
-                               max(moment, send_at or moment), self._fate(), customer_id, urgent,
+                               max(moment, send_at or moment), self._fate(device.id, sim), customer_id, urgent,
                                send_at, paket, method=method)
             self._store(message)
             if paket is None:
@@ -210,7 +212,10 @@ class Simulator:
             ids.append(message.id)
         return ids
 
-    def _fate(self) -> tuple[int, ...]:
+    def _fate(self, device_id: int, sim: int) -> tuple[int, ...]:
+        failure = self._sim_failures.get((device_id, sim))
+        if failure is not None:
+            return (1, 3, 2, failure)
         if self._fates.random() >= self.failure_rate:
             return OUTGOING_PATH
         return (1, 3, 2, 6, 8) if self._fates.random() < 0.5 else (1, 3, 2, 9)
@@ -246,7 +251,7 @@ class Simulator:
         for index in range(count):
             moment = float(int(end - (count - 1 - index) * step))
             inbound = self._rng.random() < inbound_ratio
-            path = (5,) if inbound else (self._fate()[-1],)
+            path = (5,) if inbound else (self._fate(device.id, 0)[-1],)
             number = _INBOUND_SENDERS[index % len(_INBOUND_SENDERS)]
             batch.append(_Message(self._new_id(), number, f"History message {index}", device.id, 0, moment,
                                   moment, path))
@@ -313,7 +318,7 @@ class Simulator:
             "siminfo": [dict(sim) for sim in device.sims],
             "appversion": "12.1.21",
             "isappversionactual": False,
-            "delaybetweeneachsms": None,
+            "delaybetweeneachsms": device.delay_between_sms,
             "delaybetweenrequest": device.delay_between_requests,
             "subscription": True,
         }
@@ -520,6 +525,36 @@ class Simulator:
                 device.lag = last_seen_ago
         elif frozen or last_seen_ago is not None:
             device.frozen_at = self.now() - (last_seen_ago or 0.0)
+        return device
+
+    def fail_sim(self, device_id: int, sim: int, status: int | None) -> None:
+        """Make every SMS sent from now on through a device's SIM end in `status` (a failed one such as 10), or
+        walk normally again with None."""
+        self._device(device_id)
+        if status is None:
+            self._sim_failures.pop((device_id, sim), None)
+        else:
+            self._sim_failures[(device_id, sim)] = status
+
+    def add_device(self, device_id: int | None = None, sims: int = 1, *, imei: str | None = None,
+                   serial: str | None = None, delay_between_sms: int | None = None) -> _Device:
+        """Add a phone with `sims` SIM slots (1 or 2); ids, IMEI and serial are made up when not given."""
+        device_id = device_id if device_id is not None else max(self.devices, default=1000) + 1
+        if device_id in self.devices:
+            raise _Refused(f"device {device_id} exists")
+        cards = [{"Slot": str(slot), "IccId": f"8949{device_id:08d}{slot:04d}", "Number": f"+49151{device_id:06d}{slot}",
+                  "Roaming": "0", "CountryIso": "de", "CarrierName": "Telekom.de"} for slot in range(sims)]
+        device = _Device(device_id, f"Phone {device_id}", imei or f"35{device_id:013d}", serial or f"SN{device_id}",
+                         self.now(), cards, 1, lag=1.0, delay_between_sms=delay_between_sms)
+        self.devices[device_id] = device
+        return device
+
+    def reauthenticate(self, device_id: int) -> _Device:
+        """The upstream's quirk: a phone whose app signs in again shows up under a new id (same IMEI and serial);
+        the old id is gone from getalldevices."""
+        device = self.devices.pop(self._device(device_id).id)
+        device.id = max([*self.devices, device.id]) + 1
+        self.devices[device.id] = device
         return device
 
     def stats(self) -> dict[str, Any]:
@@ -833,6 +868,44 @@ async def _control_device(request: web.Request) -> web.Response:
     return web.json_response({"device_id": device.id, "frozen": device.frozen_at is not None})
 
 
+async def _control_sim(request: web.Request) -> web.Response:
+    """POST /simulator/sim {"device_id", "sim", "fail_with": status or null}: failures of one SIM."""
+    body = await _json(request)
+    try:
+        status = body.get("fail_with")
+        request.app[SIMULATOR].fail_sim(int(body["device_id"]), int(body.get("sim", 0)),
+                                        None if status is None else int(status))
+    except (KeyError, TypeError, ValueError, _Refused) as exc:
+        return _bad(f"need an existing device_id, a sim and fail_with: {exc}")
+    return web.json_response({"device_id": int(body["device_id"]), "sim": int(body.get("sim", 0)),
+                              "fail_with": body.get("fail_with")})
+
+
+async def _control_add_device(request: web.Request) -> web.Response:
+    """POST /simulator/devices {"device_id"?, "sims"?, "imei"?, "serial"?, "delay_between_sms"?}: a new phone."""
+    body = await _json(request)
+    try:
+        sims = int(body.get("sims", 1))
+        if sims not in (1, 2):
+            raise ValueError("sims must be 1 or 2")
+        device = request.app[SIMULATOR].add_device(
+            _opt_int(body.get("device_id")), sims, imei=body.get("imei"), serial=body.get("serial"),
+            delay_between_sms=_opt_int(body.get("delay_between_sms")))
+    except (TypeError, ValueError, _Refused) as exc:
+        return _bad(str(exc))
+    return web.json_response({"device_id": device.id})
+
+
+async def _control_reauth(request: web.Request) -> web.Response:
+    """POST /simulator/reauth {"device_id"}: the phone signs in again and gets a new id."""
+    body = await _json(request)
+    try:
+        device = request.app[SIMULATOR].reauthenticate(int(body["device_id"]))
+    except (KeyError, TypeError, ValueError, _Refused) as exc:
+        return _bad(f"need an existing device_id: {exc}")
+    return web.json_response({"device_id": device.id})
+
+
 async def _control_clock(request: web.Request) -> web.Response:
     """POST /simulator/clock {"advance": seconds}: move the simulator's time forward."""
     body = await _json(request)
@@ -900,6 +973,9 @@ def build_simulator_app(
     app.router.add_post("/simulator/revoke_token", _control_revoke)
     app.router.add_post("/simulator/device", _control_device)
     app.router.add_post("/simulator/clock", _control_clock)
+    app.router.add_post("/simulator/sim", _control_sim)
+    app.router.add_post("/simulator/devices", _control_add_device)
+    app.router.add_post("/simulator/reauth", _control_reauth)
     app.router.add_get("/simulator/stats", _control_stats)
     app.router.add_post("/simulator/bulk_history", _control_history)
     app.on_shutdown.append(_release_hangs)

@@ -309,3 +309,47 @@ async def test_webhook_sink_keeps_what_it_receives(simulator: SimulatorHandle) -
     listed = await simulator.get("/simulator/webhooks")
     assert [(w["webhook_id"], w["body"]) for w in listed] == [("evt_0", {"n": 0}), ("evt_1", {"n": 1}),
                                                                (None, "plain text")]
+
+
+async def add_on(simulator: SimulatorHandle, token: str, device_id: int, slot: int) -> int:
+    """addsms on one device and SIM slot; returns the id."""
+    fields = {"token": token, "sendto": "+4915752982212", "body": "hi", "device_id": device_id, "sim": slot}
+    async with simulator.session.post(f"{simulator.url}/getdata/addsms", data={k: str(v) for k, v in fields.items()}
+                                      ) as response:
+        return (await response.json())["sms_id"]
+
+
+async def test_added_devices_and_their_sims_are_listed_and_take_sends(simulator: SimulatorHandle) -> None:
+    """A device added over /simulator/devices appears in getalldevices with its SIMs and its pacing, and takes
+    SMS on either SIM."""
+    added = (await simulator.post("/simulator/devices", {"sims": 2, "delay_between_sms": 5}))["device_id"]
+    token = await token_of(simulator)
+    device = (await call(simulator, "getalldevices", token=token))["device"][str(added)]
+    assert [sim["Slot"] for sim in device["siminfo"]] == ["0", "1"]
+    assert device["delaybetweeneachsms"] == 5
+    sms_id = await add_on(simulator, token, added, 1)
+    assert [(s["sms_id"], s["device_id"], s["sim"]) for s in simulator.state.sent()] == [(sms_id, added, 1)]
+
+
+async def test_a_failing_sim_ends_its_new_sms_in_the_given_status(simulator: SimulatorHandle) -> None:
+    """After /simulator/sim fail_with 10, SMS through that SIM walk to 10; the other SIM's still deliver."""
+    simulator.state.pace = 0
+    await simulator.post("/simulator/sim", {"device_id": 1576, "sim": 1, "fail_with": 10})
+    token = await token_of(simulator)
+    failing, fine = await add_on(simulator, token, 1576, 1), await add_on(simulator, token, 1576, 0)
+    statuses = {s["sms_id"]: s["status"] for s in simulator.state.sent()}
+    assert (statuses[failing], statuses[fine]) == (10, 7)
+    await simulator.post("/simulator/sim", {"device_id": 1576, "sim": 1, "fail_with": None})
+    again = await add_on(simulator, token, 1576, 1)
+    assert {s["sms_id"]: s["status"] for s in simulator.state.sent()}[again] == 7
+
+
+async def test_a_reauthenticated_device_shows_up_under_a_new_id(simulator: SimulatorHandle) -> None:
+    """/simulator/reauth gives a phone a new id with the same IMEI and serial; the old id is gone."""
+    token = await token_of(simulator)
+    before = (await call(simulator, "getalldevices", token=token))["device"]["1576"]
+    new_id = (await simulator.post("/simulator/reauth", {"device_id": 1576}))["device_id"]
+    devices = (await call(simulator, "getalldevices", token=token))["device"]
+    assert "1576" not in devices and new_id != 1576
+    assert (devices[str(new_id)]["imei"], devices[str(new_id)]["serialnumber"]) == (before["imei"],
+                                                                                  before["serialnumber"])
