@@ -27,6 +27,7 @@ from bridge.store.postgres.idempotency import PostgresIdempotency
 from bridge.store.messages import INDEXED_TERM_LENGTH, contains_pattern
 from bridge.store.postgres.messages import FOLDED_BODY, PostgresMessages
 from bridge.store.postgres.outbox import PostgresOutbox
+from bridge.store.postgres.pool import PostgresPool
 from bridge.store.postgres.safety import PostgresSafety
 from bridge.store.postgres.sends import PostgresSends
 from bridge.store.records import Row
@@ -45,7 +46,7 @@ _REJECTED = (asyncpg.DataError, OverflowError, UnicodeEncodeError)
 
 
 class PostgresTx(PostgresCursors, PostgresMessages, PostgresEvents, PostgresDevices, PostgresSafety,
-                 PostgresIdempotency, PostgresSends, PostgresOutbox, Tx):
+                 PostgresIdempotency, PostgresSends, PostgresOutbox, PostgresPool, Tx):
     """The store's statements on one pooled connection, inside the transaction (or read) that holds it."""
 
     def __init__(self, db: asyncpg.Connection) -> None:

@@ -11,7 +11,9 @@ from bridge.store.sends import SendOps
 
 _RECIPIENT_FIELDS = (
     "SELECT r.id, r.send_id, r.number, r.state, r.attempts, r.submitted_ts, r.resend_ts, r.correlation_id, "
-    "s.body, s.device_id, s.sim, s.send_at, s.urgent, s.customer_id FROM recipients r JOIN sends s ON s.id = r.send_id "
+    "s.body, coalesce(r.device_id, s.device_id) AS device_id, coalesce(r.sim, s.sim) AS sim, s.send_at, s.urgent, "
+    "s.customer_id, s.device_id AS send_device_id, s.sim AS send_sim, s.is_reply, r.device_id AS member_device, "
+    "r.avoid_device, r.avoid_sim FROM recipients r JOIN sends s ON s.id = r.send_id "
 )
 # A fresh correlation customerid: 1 … 2**31 - 1, the upstream's int range.
 _NEW_CORRELATION_ID = "(floor(random() * 2147483647)::bigint + 1)"
@@ -48,8 +50,10 @@ class PostgresSends(SendOps):
         if send is None:
             return None
         recipients = await self._db.fetch(
-            "SELECT r.number, r.sms_id, r.state, r.reason, m.status FROM recipients r "
-            "LEFT JOIN messages m ON m.id = r.sms_id WHERE r.send_id = $1 ORDER BY r.position",
+            "SELECT r.number, r.sms_id, r.state, r.reason, m.status, r.position, "
+            "coalesce(r.device_id, s.device_id) AS device_id, coalesce(r.sim, s.sim) AS sim FROM recipients r "
+            "JOIN sends s ON s.id = r.send_id LEFT JOIN messages m ON m.id = r.sms_id WHERE r.send_id = $1 "
+            "ORDER BY r.position",
             send_id,
         )
         return send, list(recipients)
@@ -138,5 +142,7 @@ class PostgresSends(SendOps):
 
     async def assigned_sms_ids(self, sms_ids: Iterable[int]) -> set[int]:
         """The upstream ids among `sms_ids` that a recipient already claims."""
-        rows = await self._db.fetch("SELECT sms_id FROM recipients WHERE sms_id = ANY($1::bigint[])", list(sms_ids))
+        rows = await self._db.fetch(
+            "SELECT sms_id FROM recipients WHERE sms_id = ANY($1::bigint[]) "
+            "UNION SELECT sms_id FROM recipient_attempts WHERE sms_id = ANY($1::bigint[])", list(sms_ids))
         return {row[0] for row in rows}
