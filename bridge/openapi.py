@@ -239,8 +239,11 @@ def _schemas(config: Config) -> dict[str, Any]:
                                           "maxItems": MAX_RECIPIENTS}]},
                 "body": {"type": "string", "minLength": 1, "maxLength": server.max_body_chars, "pattern": r"\S",
                          "description": "The text; not only blanks."},
-                "device_id": {**nullable_int, "minimum": 1, "description": "Default: gateway.device_id."},
-                "sim": {**nullable_int, "enum": [0, 1, None], "description": "Default: gateway.sim."},
+                "device_id": {**nullable_int, "minimum": 1,
+                              "description": "Default: a pool member when `pool` is configured, else "
+                                             "gateway.device_id."},
+                "sim": {**nullable_int, "enum": [0, 1, None],
+                        "description": "Default: the pool member's, else gateway.sim."},
                 "send_at": {
                     "type": "string", "nullable": True,
                     "pattern": SEND_AT_PATTERN,
@@ -269,7 +272,22 @@ def _schemas(config: Config) -> dict[str, Any]:
                 "status_name": {"type": "string", "nullable": True},
                 "state": {"type": "string", "enum": _STATES},
                 "reason": {"type": "string", "nullable": True,
-                           "description": "Why failed, refused (opted_out, loop_guard), in doubt or retried."},
+                           "description": "Why failed, refused (opted_out, loop_guard), in doubt, retried or "
+                                          "waiting (pool_exhausted: no pool member is usable)."},
+                "attempts": {"type": "array", "items": {"$ref": "#/components/schemas/Attempt"},
+                             "description": "Every upstream SMS for this recipient, the latest last (a failover "
+                                            "adds one)."},
+            },
+        },
+        "Attempt": {
+            "type": "object",
+            "required": ["sms_id", "device_id", "sim", "status", "status_name"],
+            "properties": {
+                "sms_id": {"type": "integer"},
+                "device_id": nullable_int,
+                "sim": nullable_int,
+                "status": nullable_int,
+                "status_name": {"type": "string", "nullable": True},
             },
         },
         "Message": {
@@ -282,6 +300,8 @@ def _schemas(config: Config) -> dict[str, Any]:
                 "created_at": {"type": "string", "format": "date-time"},
                 "source": {"type": "string", "description": "api, hook:NAME or rule:NAME."},
                 "send_at": {"type": "string", "nullable": True},
+                "reason": {"type": "string", "nullable": True,
+                           "description": "pool_exhausted while a recipient waits for a usable pool member."},
                 "recipients": {"type": "array", "items": {"$ref": "#/components/schemas/Recipient"}},
             },
         },

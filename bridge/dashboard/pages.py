@@ -9,6 +9,7 @@ from datetime import date, datetime
 from datetime import time as day_time
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -20,6 +21,7 @@ from bridge.store.dashboard import Cursor, DashboardReads, MessageFilter
 from bridge.events import RULE_EVENT_NAMES
 from bridge.gateway import parse
 from bridge.gateway.models import STATUS_NAMES, Status
+from bridge.placement import member_reports
 from bridge.rules import RuleError
 from bridge.server import RateLimiter
 from bridge.store import Store
@@ -334,7 +336,8 @@ async def sends(request: web.Request) -> web.Response:
 
 
 async def devices(request: web.Request) -> web.Response:
-    """Devices: online, last seen, SIMs and numbers, and SMS handed upstream today per SIM."""
+    """Devices: online, last seen, SIMs and numbers, SMS handed upstream today per SIM, and the pool's members
+    with today's count against their daily limit."""
     reads, now = _reads(request), time.time()
     sent = await reads.sent_per_member(_midnight(request, now))
     rows = []
@@ -344,7 +347,10 @@ async def devices(request: web.Request) -> web.Response:
                 for slot, number in enumerate(numbers)] or [{"slot": None, "number": None, "sent_today": 0}]
         rows.append({"device": device, "sims": sims,
                      "sent_today": sum(v for (d, _), v in sent.items() if d == device["id"])})
-    return page(request, "devices.html", devices=rows)
+    pool = request.app[CONFIG].pool
+    members = [] if pool is None else await member_reports(
+        request.app[STORE], pool, ZoneInfo(request.app[CONFIG].gateway.timezone), now)
+    return page(request, "devices.html", devices=rows, pool=pool, members=members)
 
 
 async def opt_outs(request: web.Request) -> web.Response:

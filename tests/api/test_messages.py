@@ -30,8 +30,10 @@ async def test_single_recipient_is_sent_with_addsms_and_learns_its_id(bridge: Br
     sent = await sim.sent()
     assert [(s["to"], s["method"]) for s in sent] == [("+4915752982212", "addsms")]
     assert message["status"] == "submitted"
+    attempt = {"sms_id": sent[0]["sms_id"], "device_id": 1576, "sim": 0, "status": 1, "status_name": "pending"}
     assert message["recipients"] == [{"to": "+4915752982212", "sms_id": sent[0]["sms_id"], "status": 1,
-                                      "status_name": "pending", "state": "submitted", "reason": None}]
+                                      "status_name": "pending", "state": "submitted", "reason": None,
+                                      "attempts": [attempt]}]
 
 
 @pytest.mark.parametrize("count", [10, 1000])

@@ -55,14 +55,15 @@ rules:
 
 
 def write_dashboard_config(directory: Path, sim_url: str, sink_url: str, *, server: str = "",
-                           retry: str = "[0s, 100ms]", postgres_url: str | None = None) -> Path:
+                           retry: str = "[0s, 100ms]", postgres_url: str | None = None, extra: str = "") -> Path:
     """A rules.yaml polling `sim_url` every 200 ms, each inbound SMS to the sink (retried on `retry`), storing in
-    directory/bridge.db or, given `postgres_url`, on that PostgreSQL database."""
+    directory/bridge.db or, given `postgres_url`, on that PostgreSQL database; `extra` YAML is appended
+    (top-level sections)."""
     path = directory / "rules.yaml"
     storage = f"url: {postgres_url}" if postgres_url else f"path: {directory / 'bridge.db'}"
     path.write_text(_CONFIG.format(sim_url=sim_url, storage=storage, key=API_KEY, sink_url=sink_url,
                                    secret=HOOK_SECRET, retry=retry,
-                                   server_extra="\n".join(f"  {line}" for line in server.splitlines())),
+                                   server_extra="\n".join(f"  {line}" for line in server.splitlines())) + extra,
                     encoding="utf-8")
     return path
 

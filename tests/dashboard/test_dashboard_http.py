@@ -7,6 +7,8 @@ import html
 import re
 import time
 
+from typing import Any
+
 import aiohttp
 from dashboard_support import API_KEY, HOOK_SECRET, XSS, Dashboard, csrf_of
 from reliability_support import Reply, RunningBridge, SimulatorControl, Sink, eventually
@@ -199,3 +201,25 @@ async def test_a_short_search_term_says_how_far_it_looked_and_goes_on(ui: Dashbo
     assert status == 200 and _ids_on(page) == [] and "Looked through 10,000 messages" in page
     _, older = await ui.get("/ui/messages" + _link(page, "next"))
     assert _ids_on(older) == [99_999]
+
+
+async def test_devices_page_shows_pool_members_with_today_s_count_against_the_limit(
+        start_bridge: Any, session: aiohttp.ClientSession) -> None:
+    """With a pool, the devices page lists each member, its state and today's SMS against its daily limit."""
+    pool = "pool:\n  members:\n    - {device_id: 1576, sim: 0, daily_limit: 1}\n    - {device_id: 1297, sim: 0}\n"
+    async with start_bridge(extra=pool) as running:
+        ui = Dashboard(running.url, session)
+        await ui.sign_in()
+        for to in ("+4915752982212", "+4915752982213"):
+            async with session.post(f"{running.url}/v1/messages", json={"to": to, "body": "pooled"},
+                                    headers={"Authorization": f"Bearer {API_KEY}"}) as response:
+                assert response.status == 202
+
+        async def both_counted() -> bool:
+            status, page = await ui.get("/ui/devices")
+            cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td>(.*?)</td>", page.split(
+                'id="pool-members"')[1], re.S)]
+            return status == 200 and cells == ["1576", "0", "daily_limit", "1 / 1", "1", "1297", "0", "usable", "1",
+                                               "1"]
+
+        await eventually(both_counted, what="both members counted on the devices page")
