@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from number_spellings import phone_numbers, send_spellings, spellings
 
 from bridge.gateway.simulator import SIMULATOR, build_simulator_app, serve_simulator
-from bridge.store import SqliteStore
+from bridge.store.migrations import MIGRATIONS, RENUMBERED_AT, statements
 
 SECRET = "push-secret-123"
 
@@ -66,10 +66,13 @@ def test_stop_in_any_spelling_refuses_a_send_in_any_spelling(data: st.DataObject
 
 async def _older_database(path: Path, rows: dict[str, list[tuple[Any, ...]]]) -> None:
     """A database as the bridge before schema version 7 left it: numbers stored as they were spelled."""
-    await (await SqliteStore.open(path)).close()
     db = sqlite3.connect(path, isolation_level=None)
     try:
-        db.execute("DELETE FROM schema_version WHERE version >= 7")
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for version, script in enumerate(MIGRATIONS[:RENUMBERED_AT - 1], start=1):
+            for statement in statements(script):
+                db.execute(statement)
+            db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
         for table, values in rows.items():
             marks = ", ".join("?" * len(values[0]))
             db.executemany(f"INSERT INTO {table} VALUES ({marks})", values)
