@@ -264,6 +264,8 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+# The version that adds the device pool's columns and tables.
+POOLED_AT = 11
 # The version whose upgrade also has the backend re-key stored numbers (`SafetyOps.renumber`), right after its
 # statements; a schema created afresh has no rows to re-key.
 RENUMBERED_AT = 7
