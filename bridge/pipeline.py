@@ -375,7 +375,7 @@ class Pipeline:
         if not word or (word not in self._opt_out and word not in self._opt_in):
             return None
         opted_out = word in self._opt_out
-        sender = await self._set_opted_out(db, sms.sender or "", opted_out, "keyword", now)
+        sender = await set_opted_out(db, sms.sender or "", opted_out, "keyword", now, self.region)
         notes.append(_opt_note(sender, opted_out, f"keyword {word.upper()}"))
         # Position -1: before the rules' actions, which are numbered from 0.
         return EventAction(event_id, -1, None, "opt_out" if opted_out else "opt_in", sender, "done",
@@ -412,7 +412,8 @@ class Pipeline:
             return EventAction(event.id, index, action.rule, "tag", str(action.tag_id), "queued")
         if isinstance(action, (OptOut, OptIn)):
             opted_out = isinstance(action, OptOut)
-            number = await self._set_opted_out(db, action.number, opted_out, f"rule:{action.rule}", now)
+            number = await set_opted_out(db, action.number, opted_out, f"rule:{action.rule}", now,
+                                         self.region)
             notes.append(_opt_note(number, opted_out, f"rule {action.rule}"))
             return EventAction(event.id, index, action.rule, "opt_out" if opted_out else "opt_in", number, "done")
         log.warning("rule %s: action %d could not be planned: %s", action.rule, action.action_index,
@@ -436,14 +437,6 @@ class Pipeline:
                 await db.note_reply(action.rule, number, now)
         return None
 
-    async def _set_opted_out(self, db: Tx, number: str, opted_out: bool, source: str, now: float) -> str:
-        """Put every number a spelling may stand for on the opt-out list, or take them off; returns the
-        likeliest one."""
-        readings = checks.number_readings(number, self.region)
-        for reading in readings:
-            await db.set_opted_out(reading, opted_out, source, now)
-        return readings[0]
-
     def _after_commit(self, events: Iterable[Event], routed: list[_Routed], sends: int, deliveries: int) -> None:
         for event, actions, notes in routed:
             log.info("%s: %s", event.type, describe(event, actions), extra={"event_id": event.id})
@@ -463,6 +456,15 @@ class _Routed(NamedTuple):
     event: Event
     actions: tuple[PlannedAction, ...]
     notes: list[str]
+
+
+async def set_opted_out(db: Tx, number: str, opted_out: bool, source: str, now: float, region: str | None) -> str:
+    """Put every number a spelling may stand for (read in `region`) on the opt-out list, or take them off;
+    returns the likeliest one."""
+    readings = checks.number_readings(number, region)
+    for reading in readings:
+        await db.set_opted_out(reading, opted_out, source, now)
+    return readings[0]
 
 
 def _opt_note(number: str, opted_out: bool, why: str) -> str:

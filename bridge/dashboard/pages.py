@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from bridge import delivery, dryrun, safety
+from bridge import delivery, dryrun, pipeline, safety
 from bridge.appkeys import CONFIG, DELIVERY, POLLER, STORE
 from bridge.dashboard import auth
 from bridge.dashboard.render import Renderer
@@ -366,9 +366,9 @@ async def change_opt_out(request: web.Request) -> web.Response:
     opted_out = _text(form.get("action")) != "remove"
     if not number or len(number) > 64:
         raise _done("/ui/opt-outs", "Give a number (up to 64 characters).")
-    normal = safety.normalize_number(number)
+    region = request.app[CONFIG].gateway.default_region
     async with _store(request).transaction() as db:
-        await db.set_opted_out(normal, opted_out, "dashboard", time.time())
+        normal = await pipeline.set_opted_out(db, number, opted_out, "dashboard", time.time(), region)
     raise _done("/ui/opt-outs", f"{normal} {'opted out' if opted_out else 'opted in again'}.")
 
 

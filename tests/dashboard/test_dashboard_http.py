@@ -82,6 +82,20 @@ async def test_opt_outs_are_added_and_removed_as_the_keywords_do(ui: Dashboard, 
     assert await bridge.app[STORE].fetch_all("SELECT number FROM opt_outs") == []
 
 
+async def test_a_number_opted_out_from_the_form_in_any_spelling_refuses_sends_to_it(ui: Dashboard,
+                                                                                      bridge: RunningBridge):
+    """A number the form opts out as 0049… is refused when the API sends to it as +49…, as after STOP."""
+    status, page = await ui.post("/ui/opt-outs", {"number": "0049 151 1111-1111", "action": "add"})
+    assert status == 200 and "+4915111111111 opted out" in page
+    status, answer = await bridge.send("+4915111111111", "hello", key=API_KEY)
+    assert status == 202
+
+    async def refused() -> bool:
+        message = await bridge.message(answer["id"], key=API_KEY)
+        return [(r["state"], r.get("reason")) for r in message["recipients"]] == [("refused", "opted_out")]
+    await eventually(refused, what="the send to be refused as opted out")
+
+
 async def test_pages_forbid_inline_script(ui: Dashboard):
     """Every page is served with a Content-Security-Policy that allows no inline script or style."""
     for path in PAGES:

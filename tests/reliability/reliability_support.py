@@ -325,16 +325,16 @@ class RunningBridge:
     url: str
     session: aiohttp.ClientSession
 
-    async def send(self, to: str | list[str], body: str) -> tuple[int, dict[str, Any]]:
-        """POST /v1/messages; returns the status and the JSON answer."""
+    async def send(self, to: str | list[str], body: str, key: str = API_KEY) -> tuple[int, dict[str, Any]]:
+        """POST /v1/messages with API key `key`; returns the status and the JSON answer."""
         async with self.session.post(f"{self.url}/v1/messages", json={"to": to, "body": body},
-                                     headers={"Authorization": f"Bearer {API_KEY}"}) as response:
+                                     headers={"Authorization": f"Bearer {key}"}) as response:
             return response.status, await response.json()
 
-    async def message(self, message_id: str) -> dict[str, Any]:
-        """GET /v1/messages/{id}."""
+    async def message(self, message_id: str, key: str = API_KEY) -> dict[str, Any]:
+        """GET /v1/messages/{id} with API key `key`."""
         async with self.session.get(f"{self.url}/v1/messages/{message_id}",
-                                    headers={"Authorization": f"Bearer {API_KEY}"}) as response:
+                                    headers={"Authorization": f"Bearer {key}"}) as response:
             assert response.status == 200, await response.text()
             return await response.json()
 
