@@ -385,13 +385,9 @@ def _entries(value: object, what: str) -> Iterable[tuple[object, object]]:
     raise MalformedResponse(f"the gateway answered `{what}` that is neither an object nor a list")
 
 
-def parse_sms_list(data: object, fallback: tzinfo) -> list[Sms]:
-    """The messages of a getallsms answer, in the upstream's order; plain date strings are read in `fallback`."""
-    return list(read_sms_list(data, fallback).messages)
-
-
 def read_sms_list(data: object, fallback: tzinfo) -> SmsListing:
-    """A getallsms answer: its readable messages in order, and the rows without a usable id or date."""
+    """A getallsms answer: its readable messages in the upstream's order, and the rows without a usable id or
+    date; plain date strings are read in `fallback`."""
     answer = raise_for_error(data)
     messages: list[Sms] = []
     unreadable: list[UnreadableRow] = []

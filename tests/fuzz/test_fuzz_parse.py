@@ -27,7 +27,7 @@ PARSERS: dict[str, Callable[[Any], object]] = {
     "parse_paket_id": parse.parse_paket_id,
     "parse_ok": parse.parse_ok,
     "parse_count": parse.parse_count,
-    "parse_sms_list": lambda data: parse.parse_sms_list(data, PARIS),
+    "read_sms_list": lambda data: parse.read_sms_list(data, PARIS).messages,
     "parse_sms_status": lambda data: parse.parse_sms_status(data, 62050971),
     "parse_devices": lambda data: parse.parse_devices(data, PARIS),
 }
@@ -55,7 +55,7 @@ def test_any_json_value_parses_or_raises_a_gateway_error(data: Any) -> None:
 def test_getallsms_shaped_answers_give_messages_or_a_gateway_error(data: dict[str, Any]) -> None:
     """getallsms-shaped answers give typed messages with aware dates (and a count), or a GatewayError."""
     assert isinstance(outcome(parse.parse_count, data), (int, GatewayError))
-    messages = outcome(PARSERS["parse_sms_list"], data)
+    messages = outcome(PARSERS["read_sms_list"], data)
     if isinstance(messages, GatewayError):
         return
     for sms in messages:

@@ -133,7 +133,7 @@ def test_reference_addsms_and_smstosend_answers_give_the_sms_id(example: str) ->
 
 def test_reference_getallsms_example_parses_to_typed_messages() -> None:
     """The getallsms example gives both messages with ids, statuses and Paris-zoned creation times."""
-    first, second = parse.parse_sms_list(load(GETALLSMS), UTC)
+    first, second = parse.read_sms_list(load(GETALLSMS), UTC).messages
     assert (first.id, first.status, first.status_title, first.device_id) == (62050971, Status.TAKEN, "sending", 11231)
     assert (second.id, second.status) == (62051117, Status.DELIVERED)
     assert first.number == "+4912312312332" and first.body == "Hello! Thank you for Order! "
@@ -241,7 +241,7 @@ def test_numbers_as_strings_and_null_words_are_read() -> None:
         "statustitle": "null", "deviceid": "11231", "urgent": "1", "sim": "1",
         "created": {"date": "2023-11-02 22:44:43.000000", "timezone_type": "3", "timezone": "Europe/Paris"},
         "senttime": "", "timetosend": "null", "paketid": ""}}}
-    (sms,) = parse.parse_sms_list(answer, PARIS)
+    (sms,) = parse.read_sms_list(answer, PARIS).messages
     assert (sms.id, sms.status, sms.status_code, sms.device_id, sms.customer_id, sms.sim) == (
         62050971, Status.DELIVERED, 7, 11231, 15, 1)
     assert (sms.body, sms.urgent, sms.status_title, sms.sent_time, sms.time_to_send, sms.paket_id) == (
@@ -252,39 +252,39 @@ def test_numbers_as_strings_and_null_words_are_read() -> None:
 def test_a_message_without_id_takes_its_key() -> None:
     """When a message lacks `id`, the key it is stored under in `smss` is its id."""
     answer = {"smss": {"7": {"status": 5, "created": "2023-11-02 22:44:43"}}}
-    assert parse.parse_sms_list(answer, PARIS)[0].id == 7
+    assert parse.read_sms_list(answer, PARIS).messages[0].id == 7
 
 
 def test_unknown_status_codes_are_unknown_with_the_code_kept() -> None:
     """A status code the reference does not list reads as UNKNOWN and keeps its number."""
     answer = {"smss": [{"id": 1, "status": 42, "created": "2023-11-02 22:44:43"}]}
-    (sms,) = parse.parse_sms_list(answer, PARIS)
+    (sms,) = parse.read_sms_list(answer, PARIS).messages
     assert (sms.status, sms.status_code) == (Status.UNKNOWN, 42)
 
 
 @pytest.mark.parametrize("smss", [[], {}, None, ""])
 def test_empty_smss_shapes_give_no_messages(smss: object) -> None:
     """`smss` as `[]`, `{}`, null or "" means no messages."""
-    assert parse.parse_sms_list({"error": 0, "smss": smss}, PARIS) == []
+    assert parse.read_sms_list({"error": 0, "smss": smss}, PARIS).messages == ()
 
 
 def test_absent_smss_gives_no_messages_and_count_zero() -> None:
     """An answer without `smss` (the upstream's empty result) means no messages."""
-    assert parse.parse_sms_list({"error": 0, "message": "OK"}, PARIS) == []
+    assert parse.read_sms_list({"error": 0, "message": "OK"}, PARIS).messages == ()
     assert parse.parse_count({"error": 0}) == 0
 
 
 def test_smss_as_a_list_of_messages_is_read() -> None:
     """A list of message objects is accepted as well as an id-keyed object."""
     answer = {"smss": [{"id": 5, "status": 5, "sendto": "+331", "created": "2023-11-02 22:44:43"}]}
-    assert [s.id for s in parse.parse_sms_list(answer, PARIS)] == [5]
+    assert [s.id for s in parse.read_sms_list(answer, PARIS).messages] == [5]
 
 
 @pytest.mark.parametrize("smss", ["abc", 5, True])
 def test_unreadable_smss_is_malformed(smss: object) -> None:
     """A `smss` that is not a collection of readable messages raises MalformedResponse."""
     with pytest.raises(MalformedResponse):
-        parse.parse_sms_list({"smss": smss}, PARIS)
+        parse.read_sms_list({"smss": smss}, PARIS).messages
 
 
 @pytest.mark.parametrize(
@@ -362,7 +362,8 @@ JSON = st.recursive(
 )
 PARSERS = [
     parse.parse_token, parse.parse_sms_id, parse.parse_tag_id, parse.parse_contact_id, parse.parse_paket_id,
-    parse.parse_ok, parse.parse_count, lambda d: parse.parse_sms_list(d, PARIS), lambda d: parse.parse_devices(d, PARIS),
+    parse.parse_ok, parse.parse_count, lambda d: parse.read_sms_list(d, PARIS).messages,
+    lambda d: parse.parse_devices(d, PARIS),
     lambda d: parse.parse_sms_status(d, 1), lambda d: parse.parse_date(d, PARIS), parse.normalize_number,
 ]
 
@@ -386,7 +387,7 @@ def test_ten_thousand_messages_parse_well_under_100_ms() -> None:
     best = float("inf")
     for _ in range(5):
         started = time.process_time()  # CPU time: other processes on the machine do not count
-        parsed = parse.parse_sms_list(answer, PARIS)
+        parsed = parse.read_sms_list(answer, PARIS).messages
         best = min(best, time.process_time() - started)
     assert len(parsed) == 10_000 and parsed[-1].customer_id == 9_999
     assert best < 0.1
@@ -429,20 +430,20 @@ def test_dates_of_any_representable_year_are_read() -> None:
     answer = {"smss": [{**GOOD_ROW, "id": 1, "created": "0001-01-02 00:00:00"},
                        {**GOOD_ROW, "id": 2, "created": "9999-12-30 23:59:59"},
                        {**GOOD_ROW, "id": 3, "created": "1901-12-13 20:45:52"}]}
-    assert [sms.created.year for sms in parse.parse_sms_list(answer, PARIS)] == [1, 9999, 1901]
+    assert [sms.created.year for sms in parse.read_sms_list(answer, PARIS).messages] == [1, 9999, 1901]
 
 
 def test_a_lone_surrogate_escape_in_an_answer_reads_as_the_replacement_character() -> None:
     """Half a surrogate pair in the JSON text reads as U+FFFD, and a whole pair as its character."""
     raw = b'{"smss":[{"id":1,"status":5,"created":"2023-11-02 22:44:43","body":"half \\ud83d, whole \\ud83d\\ude00"}]}'
-    (sms,) = parse.parse_sms_list(parse.decode(raw), PARIS)
+    (sms,) = parse.read_sms_list(parse.decode(raw), PARIS).messages
     assert sms.body == "half \ufffd, whole \U0001f600"
 
 
 def test_bytes_that_are_not_utf8_in_an_answer_read_as_the_replacement_character() -> None:
     """A body whose bytes are not UTF-8 reads with U+FFFD where they could not be read; the answer is kept."""
     raw = b'{"smss":[{"id":1,"status":5,"created":"2023-11-02 22:44:43","body":"caf\xe9 ok"}]}'
-    (sms,) = parse.parse_sms_list(parse.decode(raw), PARIS)
+    (sms,) = parse.read_sms_list(parse.decode(raw), PARIS).messages
     assert sms.body == "caf\ufffd ok"
 
 
