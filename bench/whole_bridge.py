@@ -84,7 +84,7 @@ gateway:
 poll:
   interval: {interval}
 storage:
-  path: {db}
+  {storage}
 server:
   listen: 127.0.0.1:{port}
   api_keys: ["{key}"]
@@ -200,11 +200,13 @@ class Child:
 
 @dataclass(frozen=True, slots=True)
 class Setup:
-    """How each bridge of a run is started: its event loop, the store it starts from, its poll interval."""
+    """How each bridge of a run is started: its event loop, the store it starts from, its poll interval, and
+    the PostgreSQL database it shares with other replicas instead of an SQLite file of its own."""
 
     loop: str = "asyncio"
     seed: Path | None = None
     interval: str = POLL_INTERVAL
+    database_url: str | None = None
 
 
 @contextlib.contextmanager
@@ -228,7 +230,8 @@ class Bridge:
             shutil.copyfile(setup.seed, db)
         config.write_text(CONFIG_YAML.format(
             upstream=upstream, email=EMAIL, password=PASSWORD, device=DEVICE, zone=ZONE, interval=setup.interval,
-            db=db, port=port, key=API_KEY, sink=sink, secret=SECRET,
+            storage=f"path: {db}" if setup.database_url is None else f"url: {setup.database_url}",
+            port=port, key=API_KEY, sink=sink, secret=SECRET,
             concurrency=CONCURRENCY), encoding="utf-8")
         self.log = open(directory / "bridge.log", "ab")
         self.process = subprocess.Popen([*BRIDGE_COMMAND[setup.loop], "run", "-c", str(config)],

@@ -21,6 +21,7 @@ from bridge.dashboard import setup_dashboard
 from bridge.delivery import DeliveryWorker
 from bridge.gateway.client import GatewayClient
 from bridge.gateway.simulator import build_simulator_app, serve_simulator
+from bridge.leadership import Leadership
 from bridge.metrics import Metrics
 from bridge.pipeline import Pipeline
 from bridge.poller import Poller
@@ -117,20 +118,27 @@ def _workers_ctx(clock: Callable[[], float]) -> Callable[[web.Application], Asyn
         pipeline.on_sends = sender.wake
         pipeline.on_deliveries = delivery.wake
         pipeline.learn_ids = sender.learn_listed
-        poller = Poller(config, store, gateway, pipeline, metrics, clock)
+        leadership = Leadership(store, config.storage.lease)
+        poller = Poller(config, store, gateway, pipeline, metrics, clock, leadership)
         app[appkeys.SENDER], app[appkeys.DELIVERY], app[appkeys.POLLER] = sender, delivery, poller
         await poller.mark_start()
         scheduler = AsyncIOScheduler()
         poller.schedule(scheduler)
+        await leadership.renew()
+        leadership.on_elected = poller.poll_soon
+        renewing = asyncio.create_task(leadership.run(), name="leadership")
         await sender.start()
         await delivery.start()
         scheduler.start()
         yield
         scheduler.pause()
+        renewing.cancel()
+        await asyncio.gather(renewing, return_exceptions=True)
         await poller.stop()
         scheduler.shutdown(wait=False)
         await sender.stop()
         await delivery.stop()
+        await leadership.release()
     return workers
 
 

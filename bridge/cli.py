@@ -26,7 +26,7 @@ from bridge.gateway.simulator import build_simulator_app
 from bridge.placement import MemberReport, member_reports
 from bridge.rules import RuleError
 from bridge.server import ApiProblem, recipients
-from bridge.store import Store, StoreError, open_store
+from bridge.store import Store, StoreError, open_store, postgres_where
 from bridge.logs import FORMATS, LEVELS, register_secrets, setup_logging
 
 EXIT_OK = 0
@@ -136,7 +136,8 @@ def _summary(config: Config) -> str:
            if server.enabled else "off")
     things = [_count(len(config.rules), "rule"), _count(len(config.webhooks), "webhook target"),
               _count(len(config.inbound), "inbound endpoint")]
-    return f"{', '.join(things)}; gateway: {upstream}; server: {api}; storage: {config.storage.path}"
+    storage = config.storage.path if config.storage.url is None else postgres_where(config.storage.url.reveal())
+    return f"{', '.join(things)}; gateway: {upstream}; server: {api}; storage: {storage}"
 
 
 def _count(n: int, noun: str) -> str:

@@ -390,6 +390,7 @@ class DeliveryWorker:
                 exclude = lane.taken | set(skip)
                 rows = await self._store.due_deliveries(
                     now, lane.kind, lane.target, lane.schedule[0], room, exclude)
+                self._metrics.claims.labels(kind="delivery").inc(len(rows))
                 for row in rows:
                     lane.taken.add(row["id"])
                     lane.waiting.append(_Due.of(row))

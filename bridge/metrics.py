@@ -43,6 +43,19 @@ class Metrics:
         self.pool_usable = Gauge("bridge_pool_member_usable",
                                  "1 while a pool member is online and under its limits.", member, registry=r)
         self.queue_depth = Gauge("bridge_queue_depth", "Work waiting, by queue.", ["queue"], registry=r)
+        self.leader = Gauge("bridge_poller_leader", "1 while this replica holds the poller lease.", registry=r)
+        self.lease_token = Gauge(
+            "bridge_poller_lease_token", "The fencing token of the poller lease this replica holds or last held.",
+            registry=r,
+        )
+        self.claims = Counter(
+            "bridge_claims_total", "Rows this replica claimed to work on, by kind (send, delivery).", ["kind"],
+            registry=r,
+        )
+        self.claims_recovered = Counter(
+            "bridge_claims_recovered_total",
+            "Rows left claimed by a stopped replica (or this one) and put back, by kind.", ["kind"], registry=r,
+        )
         self.http_requests = Counter(
             "bridge_http_requests_total", "HTTP API requests, by route and status.", ["route", "status"], registry=r,
         )

@@ -310,6 +310,8 @@ def _schemas(config: Config) -> dict[str, Any]:
             "required": ["status"],
             "properties": {
                 "status": {"type": "string", "enum": ["ok", "degraded"]},
+                "role": {"type": "string", "enum": ["leader", "follower"],
+                         "description": "Whether this replica polls the upstream (the leader) or not."},
                 "error": {"type": "string"},
                 "poller": {
                     "type": "object", "nullable": True,

@@ -282,11 +282,14 @@ class Pipeline:
         self._opt_out = frozenset(checks.keyword_of(k) for k in safety.opt_out_keywords) - {""}
         self._opt_in = frozenset(checks.keyword_of(k) for k in safety.opt_in_keywords) - {""}
 
-    async def record(self, observations: Sequence[Observation],
-                     cursors: Mapping[str, str] | None = None) -> Recorded:
-        """Write the state changes, new events and actions of `observations` (and `cursors`) in one transaction."""
+    async def record(self, observations: Sequence[Observation], cursors: Mapping[str, str] | None = None,
+                     fence: Callable[[Tx], Awaitable[None]] | None = None) -> Recorded:
+        """Write the state changes, new events and actions of `observations` (and `cursors`) in one transaction;
+        `fence`, awaited first inside it, may refuse the whole batch by raising (a poll by a replaced leader)."""
         now = self.clock()
         async with self.store.transaction() as db:
+            if fence is not None:
+                await fence(db)
             if self.learn_ids is not None:
                 await self.learn_ids(db, [o.sms for o in observations if isinstance(o, SmsSeen)], now)
             batch = await self._judge(db, observations, now)

@@ -50,6 +50,7 @@ from bridge.config import Config
 from bridge.gateway.client import GatewayClient
 from bridge.gateway.errors import ApiError, AuthError, GatewayError
 from bridge.gateway.models import Sms, Status, UnreadableRow
+from bridge.leadership import Leadership, NotLeader
 from bridge.metrics import Metrics
 from bridge.pipeline import DeviceSeen, Observation, Pipeline, SmsSeen, StatusSeen, StuckSuspected
 from bridge.store import Row, Store, StoreError
@@ -102,8 +103,10 @@ class Poller:
     """Polls the upstream for new messages, status changes and device health, and records them."""
 
     def __init__(self, config: Config, store: Store, gateway: GatewayClient, pipeline: Pipeline,
-                 metrics: Metrics, clock: Callable[[], float] = time.time) -> None:
+                 metrics: Metrics, clock: Callable[[], float] = time.time,
+                 leadership: Leadership | None = None) -> None:
         self.config = config
+        self.leadership = leadership or Leadership(store, config.storage.lease)
         self.poll = config.poll
         self.store = store
         self.gateway = gateway
@@ -118,6 +121,7 @@ class Poller:
         self._unknown_upstream: set[int] = set()  # ids getsmsstatus refused: not asked again
         self._recorded: dict[int, tuple[int, float | None]] = {}  # the last recorded poll's SMS: id -> state
         self._unreadable: set[str] = set()  # fingerprints of the unreadable rows already reported
+        self._scheduler: AsyncIOScheduler | None = None
 
     # --- one poll ---------------------------------------------------------------------------
 
@@ -127,6 +131,9 @@ class Poller:
         now = self.clock()
         try:
             result = await self._poll(now)
+        except NotLeader as exc:  # replaced while polling: the new leader polls the same window
+            log.warning("poll: not recorded, %s; the leader polls this window", exc)
+            return PollResult(ok=False)
         except Exception as exc:  # any failure is an outage: counted, backed off, reported by health()
             self._failed("poll", "getallsms", exc, now)
             return PollResult(ok=False)
@@ -183,7 +190,8 @@ class Poller:
         events = 0
         for number, batch in enumerate(batches, 1):
             last = number == len(batches)
-            events += len((await self.pipeline.record(batch, cursors={CURSOR: repr(cursor)} if last else None)).events)
+            events += len((await self.pipeline.record(
+                batch, cursors={CURSOR: repr(cursor)} if last else None, fence=self.leadership.fence)).events)
         self._recorded = {sms.id: _listed_state(sms) for sms in messages}
         if events:
             log.info("poll: %d messages fetched, %d new events", len(messages), events)
@@ -230,7 +238,10 @@ class Poller:
             observations = [
                 DeviceSeen(d, d.last_seen is not None and now - d.last_seen.timestamp() <= limit) for d in devices
             ]
-            recorded = await self.pipeline.record(observations)
+            recorded = await self.pipeline.record(observations, fence=self.leadership.fence)
+        except NotLeader as exc:
+            log.warning("devices: not recorded, %s", exc)
+            return PollResult(ok=False)
         except Exception as exc:  # as for polls
             self._failed("devices", "getalldevices", exc, now)
             return PollResult(ok=False)
@@ -294,6 +305,7 @@ class Poller:
     def schedule(self, scheduler: AsyncIOScheduler) -> None:
         """Add the poll job (every poll.interval, first run now; it checks the devices first) and the device
         check job (every poll.devices_interval); each runs one at a time and late runs coalesce."""
+        self._scheduler = scheduler
         for job_id, run, every, first in (
             ("poll", self.run_scheduled_poll, self.poll.interval, datetime.now(timezone.utc)),
             ("devices", self.run_scheduled_devices, self.poll.devices_interval, None),
@@ -305,9 +317,15 @@ class Poller:
                 replace_existing=True, **options,
             )
 
+    def poll_soon(self) -> None:
+        """Run the scheduled poll now rather than at its next tick (a replica just became the leader)."""
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.modify_job("bridge-poll", next_run_time=datetime.now(timezone.utc))
+
     async def run_scheduled_poll(self) -> None:
-        """The scheduled poll: skipped while backing off; the first one learns the devices' numbers first."""
-        if self.backing_off("poll"):
+        """The scheduled poll: only on the leader, skipped while backing off; the first one learns the devices'
+        numbers first."""
+        if self.backing_off("poll") or not self.leadership.is_leader:
             return
         async with self._scheduled_run():
             if not self._devices_checked and not self.backing_off("devices"):
@@ -315,8 +333,8 @@ class Poller:
             await self.poll_once()
 
     async def run_scheduled_devices(self) -> None:
-        """The scheduled device check: skipped while backing off."""
-        if not self.backing_off("devices"):
+        """The scheduled device check: only on the leader, skipped while backing off."""
+        if not self.backing_off("devices") and self.leadership.is_leader:
             async with self._scheduled_run():
                 await self.check_devices()
 

@@ -216,6 +216,16 @@ class Sender:
         """The answer kept for an idempotency key used within the last day: request_hash, status, response."""
         return await self._store.get_answer(scope, key, self._clock() - ANSWER_TTL)
 
+    async def claim_key(self, scope: str, key: str) -> bool:
+        """Mark an Idempotency-Key running in the database for this replica; False while another replica runs
+        a request with it (or its answer became final meanwhile)."""
+        now = self._clock()
+        return await self._store.claim_key(scope, key, now, now - ANSWER_TTL)
+
+    async def release_key(self, scope: str, key: str) -> None:
+        """Drop this replica's running mark of a key whose request ended without a stored answer."""
+        await self._store.release_key(scope, key)
+
     async def _commit_incoming(self) -> None:
         while self._incoming:
             group = self._take_group()
@@ -325,6 +335,7 @@ class Sender:
         async with self._store.transaction() as db:
             stranded = await db.recover_submitting(now + self._in_doubt_after, now)
         if stranded:
+            self._metrics.claims_recovered.labels(kind="send").inc(stranded)
             log.warning("sender: %d send(s) were left mid-submission (the bridge stopped, or their outcome could "
                         "not be stored); they are reconciled with the upstream before any resend", stranded)
         if not self._recovered:
@@ -356,6 +367,7 @@ class Sender:
             await db.set_recipients("queued", screened.waiting, now)
             await db.mark_submitting([r.id for r in screened.ready], now)
             await db.log_sent(screened.first_sends, now)
+        self._metrics.claims.labels(kind="send").inc(len(screened.ready))
         self._count("refused", len(screened.refused))
         self._note_waiting({rid for rid, _, _ in screened.waiting}, {r.id for r in rows})
         by_id = {r.id: r for r in rows}

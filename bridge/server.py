@@ -259,9 +259,9 @@ async def _accept_once(request: web.Request, api: _Api, raw: bytes, build: Calla
         return _queued(send)
     slot = (request[SCOPE], key)
     if slot in api.in_flight:
-        raise ApiProblem(409, "a request with this Idempotency-Key is still being processed; retry later",
-                         "Idempotency-Key", {"Retry-After": "1"})
+        raise _still_running()
     api.in_flight.add(slot)
+    marked = False  # the key is marked running in the database (replicas: another may get the same key)
     try:
         digest = hashlib.sha256(f"{request.method} {request.path}\n".encode() + raw).hexdigest()
         stored = await sender.stored_answer(*slot)
@@ -273,12 +273,24 @@ async def _accept_once(request: web.Request, api: _Api, raw: bytes, build: Calla
                         "Location": f"/v1/messages/{json.loads(stored['response'])['id']}"}
             return web.Response(status=stored["status"], text=stored["response"], content_type="application/json",
                                 headers=replayed)
+        if request.app[STORE].shared:
+            marked = await sender.claim_key(*slot)
+            if not marked:
+                raise _still_running()
         send = build()
         answer = _queued(send)
         await sender.accept(send, StoredAnswer(*slot, digest, answer.status, answer.text or ""))
+        marked = False  # the stored answer replaced the mark
         return answer
     finally:
         api.in_flight.discard(slot)
+        if marked:
+            await sender.release_key(*slot)
+
+
+def _still_running() -> ApiProblem:
+    return ApiProblem(409, "a request with this Idempotency-Key is still being processed; retry later",
+                      "Idempotency-Key", {"Retry-After": "1"})
 
 
 def _queued(send: NewSend) -> web.Response:
@@ -666,8 +678,10 @@ async def healthz(request: web.Request) -> web.Response:
         log.warning("healthz: cannot read the store: %s", exc)
         return web.json_response({"status": "degraded", "error": f"the store cannot be read: {exc}"}, status=503)
     degraded = health is not None and health.degraded
-    body = {
-        "status": "degraded" if degraded else "ok",
+    body: dict[str, Any] = {"status": "degraded" if degraded else "ok"}
+    if poller is not None:
+        body["role"] = str(poller.leadership.role)
+    body |= {
         "poller": None if health is None else {
             "last_success": None if health.last_success_ts is None else utc_iso(health.last_success_ts),
             "failing_since": None if health.failing_since is None else utc_iso(health.failing_since),
@@ -716,6 +730,10 @@ async def metrics(request: web.Request) -> web.Response:
             registry.pool_sent_today.labels(**labels).set(m["sent_today"])
             registry.pool_recipients_month.labels(**labels).set(m["recipients_this_month"])
             registry.pool_usable.labels(**labels).set(int(m["state"] == "usable"))
+    poller = request.app.get(POLLER)
+    if poller is not None:
+        registry.leader.set(int(poller.leadership.is_leader))
+        registry.lease_token.set(poller.leadership.token or 0)
     return web.Response(body=generate_latest(registry.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from bridge.cli import build_parser
+from bridge.config import load_config
 from bridge.signing import signing_key, webhook_headers
 from repo_paths import EXAMPLE_CONFIG, REPO
 
@@ -64,6 +65,22 @@ def test_compose_file_runs_the_image_with_config_and_data_volumes() -> None:
     assert build_parser().parse_args(service["command"]).config == "/config/rules.yaml"
     assert "./config:/config:ro" in service["volumes"] and "sms-data:/data" in service["volumes"]
     assert "sms-data" in compose["volumes"]
+
+
+def test_replicas_compose_file_runs_two_replicas_on_postgresql_behind_one_proxy() -> None:
+    """deploy/compose-replicas.yaml runs PostgreSQL and two replicas of the image on one config, and the proxy in
+    front of them sends to both; that config is valid and on PostgreSQL."""
+    compose = yaml.safe_load((REPO / "deploy" / "compose-replicas.yaml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    replicas = [services[name] for name in ("bridge-1", "bridge-2")]
+    assert all(r["volumes"] == ["./rules-replicas.yaml:/config/rules.yaml:ro"] for r in replicas)
+    assert all(r["depends_on"]["db"]["condition"] == "service_healthy" for r in replicas)
+    assert services["db"]["image"].startswith("postgres:")
+    proxy = (REPO / "deploy" / "nginx.conf").read_text(encoding="utf-8")
+    assert "server bridge-1:8080" in proxy and "server bridge-2:8080" in proxy
+    env = {"PGPASSWORD": "pw", "BRIDGE_API_KEY": "k" * 20, "SMSGW_EMAIL": "a@b.c", "SMSGW_PASSWORD": "pw"}
+    config = load_config(REPO / "deploy" / "rules-replicas.yaml.example", env=env)
+    assert config.storage.url is not None and config.storage.url.reveal().startswith("postgresql://bridge:pw@db:")
 
 
 def test_example_and_readme_point_only_at_what_exists() -> None:

@@ -20,7 +20,7 @@ from bridge.store.errors import (
     StoreUnavailable,
 )
 from bridge.store.migrations import MIGRATIONS, SCHEMA_VERSION
-from bridge.store.postgres import PostgresStore
+from bridge.store.postgres import PostgresStore, postgres_where
 from bridge.store.records import MESSAGE_COLUMNS, AttemptLog, EventAction, NewDelivery, NewSend, Row
 from bridge.store.sqlite import SqliteStore
 from bridge.store.sqlite.lock import exclusive
@@ -28,7 +28,7 @@ from bridge.store.sqlite.lock import exclusive
 __all__ = [
     "MESSAGE_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "AttemptLog", "EventAction", "NewDelivery", "NewSend",
     "PostgresStore", "Row", "SchemaTooNew", "SqliteStore", "Store", "StoreCorrupt", "StoreError", "StoreFileLost",
-    "StoreInUse", "StoreRejected", "StoreUnavailable", "Tx", "held", "open_store",
+    "StoreInUse", "StoreRejected", "StoreUnavailable", "Tx", "held", "open_store", "postgres_where",
 ]
 
 

@@ -8,6 +8,9 @@ are Unix seconds passed in by the caller: the store never reads the clock.
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any
@@ -16,6 +19,7 @@ from bridge.store.cursors import CursorOps, CursorReads
 from bridge.store.devices import DeviceOps, DeviceReads
 from bridge.store.events import EventOps
 from bridge.store.idempotency import IdempotencyOps, IdempotencyReads
+from bridge.store.leases import LeaseOps, LeaseReads
 from bridge.store.messages import MessageOps, MessageReads, TextSearch
 from bridge.store.outbox import OutboxOps, OutboxReads
 from bridge.store.pool import PoolOps, PoolReads
@@ -24,7 +28,8 @@ from bridge.store.safety import SafetyOps
 from bridge.store.sends import SendOps, SendReads
 
 
-class Tx(CursorOps, MessageOps, EventOps, DeviceOps, SafetyOps, IdempotencyOps, SendOps, OutboxOps, PoolOps, ABC):
+class Tx(CursorOps, MessageOps, EventOps, DeviceOps, SafetyOps, IdempotencyOps, SendOps, OutboxOps, PoolOps, LeaseOps,
+         ABC):
     """One transaction on the store: all statements made through it commit together or not at all."""
 
     @abstractmethod
@@ -32,9 +37,16 @@ class Tx(CursorOps, MessageOps, EventOps, DeviceOps, SafetyOps, IdempotencyOps, 
         """Run one statement in the engine's own dialect (maintenance and tests; the bridge uses the methods)."""
 
 
-class Store(CursorReads, MessageReads, DeviceReads, IdempotencyReads, SendReads, OutboxReads, TextSearch, PoolReads,
-            ABC):
-    """The bridge's database, whatever the engine; open it with `bridge.store.open_store`."""
+class Store(CursorReads, MessageReads, DeviceReads, IdempotencyReads, SendReads, OutboxReads, LeaseReads, TextSearch,
+            PoolReads, ABC):
+    """The bridge's database, whatever the engine; open it with `bridge.store.open_store`.
+
+    `shared` says whether other processes (replicas) may work on the same database; `holder` is the name this
+    process claims work under, unique among them.
+    """
+
+    shared: bool = False
+    holder: str
 
     @abstractmethod
     async def close(self) -> None:
@@ -47,3 +59,8 @@ class Store(CursorReads, MessageReads, DeviceReads, IdempotencyReads, SendReads,
     @abstractmethod
     async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
         """The first row of one read query in the engine's own dialect, or None."""
+
+
+def replica_name() -> str:
+    """A name for this process unique among replicas: host, pid and a random part (a restart is a new one)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -262,6 +262,20 @@ MIGRATIONS: tuple[str, ...] = (
         updated_ts REAL NOT NULL
     );
     """,
+    # 12: several replicas on one database: the poller's lease (and each replica's liveness, as a lease named
+    # replica:NAME), and which replica claimed a recipient being submitted, an outbox row being delivered or an
+    # Idempotency-Key whose request is running.
+    """
+    CREATE TABLE leases (
+        name       TEXT PRIMARY KEY,             -- poller | replica:NAME
+        holder     TEXT NOT NULL,
+        token      INTEGER NOT NULL,             -- the fencing token: grows each time the lease changes hands
+        expires_ts REAL NOT NULL                 -- on the database's clock
+    );
+    ALTER TABLE recipients ADD COLUMN claimed_by TEXT;
+    ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+    ALTER TABLE idempotency ADD COLUMN claimed_by TEXT;  -- the replica running a request under the key
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # The version that adds the device pool's columns and tables.
@@ -275,6 +289,8 @@ EVENTS_LINKED_AT = 9
 # The version whose upgrade has the backend build its text index over `messages.body` and fill it from the rows
 # stored (`MessageOps.index_text`): SQLite's FTS5 trigram table and its triggers, PostgreSQL's pg_trgm.
 TEXT_INDEXED_AT = 10
+# The version that added the replicas' leases and claims (its statements only).
+REPLICAS_AT = 12
 
 
 async def upgrade_rows(tx: Tx, version: int, region: str | None) -> None:

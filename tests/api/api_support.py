@@ -24,7 +24,7 @@ from bridge.poller import Poller
 from bridge.rules import Router
 from bridge.sender import Sender
 from bridge.server import setup_api
-from bridge.store import SqliteStore, Store
+from bridge.store import Store, open_store
 from bridge.templating import TemplateEngine
 
 API_KEY = "k-test-0123456789abcdef"
@@ -86,7 +86,7 @@ gateway:
   timeout: {timeout}
 {gateway_extra}
 storage:
-  path: {db}
+  {storage}
 server:
   listen: 127.0.0.1:8080
   api_keys: ["{key}", "{other}"]
@@ -105,10 +105,12 @@ inbound:
 
 
 def write_config(directory: Path, sim_url: str, *, gateway: str = "", server: str = "", timeout: str = "1s",
-                 extra: str = "") -> Config:
-    """Write and load a config in `directory` pointing at the simulator; extra YAML for gateway: and server:."""
+                 extra: str = "", postgres_url: str | None = None) -> Config:
+    """Write and load a config in `directory` pointing at the simulator (on PostgreSQL at `postgres_url` if
+    given, else an SQLite file there); extra YAML for gateway: and server:."""
+    storage = f"path: {directory / 'bridge.db'}" if postgres_url is None else f"url: {postgres_url}"
     text = CONFIG_YAML.format(
-        url=sim_url, device=DEVICE, timeout=timeout, db=directory / "bridge.db", key=API_KEY, other=OTHER_KEY,
+        url=sim_url, device=DEVICE, timeout=timeout, storage=storage, key=API_KEY, other=OTHER_KEY,
         alert_to=ALERT_TO, gateway_extra=textwrap.indent(gateway, "  "), server_extra=textwrap.indent(server, "  "),
     ) + extra
     path = directory / "rules.yaml"
@@ -176,7 +178,7 @@ async def start_bridge(config: Config, *, start_sender: bool = True, in_doubt_af
     """Assemble the bridge's pieces around the API (as app.py does) and serve it on a free port."""
     clock = clock or Clock()
     closers: list[Callable[[], Awaitable[None]]] = []
-    store = await SqliteStore.open(config.storage.path, default_region=config.gateway.default_region)
+    store = await open_store(config.storage, default_region=config.gateway.default_region)
     closers.append(store.close)
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=config.gateway.timeout))
     closers.append(session.close)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
-from api_support import API_KEY, OTHER_KEY, Bridge, Clock, Sim
+from api_support import API_KEY, OTHER_KEY, Bridge, Clock, Sim, write_config
 
 from bridge.config import Config
+from bridge.leadership import Leadership
 
 MESSAGE = {"to": "+4915752982212", "body": "disk full on db1"}
 
@@ -51,6 +53,27 @@ async def test_concurrent_duplicates_send_once(bridge: Bridge, sim: Sim) -> None
     assert len(accepted) == 1 and {r.status for r in responses} <= {202, 409}
     assert conflicts and all(r.headers["Retry-After"] for r in conflicts)
     await bridge.settled(accepted.pop())
+    assert len(await sim.sent()) == 1
+
+
+async def test_one_key_sent_to_two_replicas_at_once_sends_once(
+        tmp_path: Path, sim: Sim, bridges: Callable[..., Awaitable[Bridge]], postgres_url: str) -> None:
+    """The same key to two replicas on one PostgreSQL at once: one 202, the others 409 (or the replayed 202),
+    then the stored answer from either replica, and one SMS sent."""
+    replicas = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        replicas.append(await bridges(write_config(tmp_path / name, sim.url, postgres_url=postgres_url)))
+        await Leadership(replicas[-1].store, 60.0).renew()  # alive, as its leadership loop announces it
+    responses = await asyncio.gather(*(replicas[i % 2].send(MESSAGE, headers={"Idempotency-Key": "ha"})
+                                       for i in range(20)))
+    fresh = [r for r in responses if r.status == 202 and "Idempotent-Replayed" not in r.headers]
+    assert len(fresh) == 1 and {r.status for r in responses} <= {202, 409}
+    first = await fresh[0].json()
+    for replica in replicas:
+        again = await replica.send(MESSAGE, headers={"Idempotency-Key": "ha"})
+        assert (again.status, await again.json(), again.headers["Idempotent-Replayed"]) == (202, first, "true")
+    await replicas[0].settled(first["id"])
     assert len(await sim.sent()) == 1
 
 

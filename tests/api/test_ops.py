@@ -23,6 +23,7 @@ async def test_healthz_is_200_with_queues_when_healthy(
     body = await response.json()
     assert response.status == 200 and body["status"] == "ok"
     assert body["poller"]["last_success"].endswith("Z") and body["poller"]["degraded"] is False
+    assert body["role"] == "leader"
     assert body["queues"] == {"sends_queued": 2, "sends_in_doubt": 0, "webhooks_pending": 0, "webhooks_dead": 0}
     assert body["disabled_webhooks"] == []
 
@@ -60,6 +61,7 @@ async def test_metrics_are_prometheus_text_with_queue_depths(
     assert response.headers["Content-Type"].startswith("text/plain; version=")
     assert 'bridge_queue_depth{queue="sends_queued"} 3.0' in text
     assert 'bridge_sends_total{outcome="accepted"} 3.0' in text
+    assert "bridge_poller_leader 1.0" in text
 
 
 async def test_openapi_describes_every_route(bridge: Bridge) -> None:

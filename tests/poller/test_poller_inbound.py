@@ -50,11 +50,11 @@ async def test_a_poll_cut_short_between_its_transactions_emits_each_sms_once(
     bridge.advance(10)
     record, calls = bridge.pipeline.record, []
 
-    async def fails_after_the_first(observations, cursors=None):  # type: ignore[no-untyped-def]
+    async def fails_after_the_first(observations, cursors=None, fence=None):  # type: ignore[no-untyped-def]
         calls.append(len(observations))
         if len(calls) > 1:
             raise StoreUnavailable("the disk is full")
-        return await record(observations, cursors)
+        return await record(observations, cursors, fence)
 
     monkeypatch.setattr(bridge.pipeline, "record", fails_after_the_first)
     assert not (await bridge.poller.poll_once()).ok

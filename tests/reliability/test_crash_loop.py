@@ -11,28 +11,23 @@ import asyncio
 import json
 import os
 import random
-import signal
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 import aiohttp
 import pytest
 from reliability_support import (
-    API_KEY,
-    PYTHON,
-    REPO,
+    BridgeProcess,
     Reply,
     RequestLog,
     Sink,
     SimulatorControl,
+    Traffic,
     eventually,
     free_port,
     read_db,
     serve_sink,
+    traffic_running,
     write_bridge_config,
 )
 
@@ -44,112 +39,7 @@ KILL_WHILE_STARTING = 0.15  # share of kills that hit a bridge still starting (o
 FAULT_CHANCE = 0.3          # chance, at each restart, of one upstream fault and one failing webhook answer
 FAULTS = ("500", "500_applied", "503", "malformed", "empty")
 FAULTY_METHODS = ("getallsms", "addsms", "addalotofsms", "gettoken")
-SENDERS = ("+4917642111111", "+33612345678", "+14155550123")
-RECIPIENTS = ("+4915752982212", "+4915752982213")
 pytestmark = pytest.mark.slow
-
-
-@dataclass
-class BridgeProcess:
-    """`python -m bridge run -c CONFIG` as a child process, its output appended to a log file."""
-
-    config: Path
-    url: str
-    log: IO[bytes]
-    process: asyncio.subprocess.Process | None = None
-
-    async def spawn(self) -> None:
-        """Start the bridge process (it is not serving yet)."""
-        self.process = await asyncio.create_subprocess_exec(
-            PYTHON, "-m", "bridge", "run", "-c", str(self.config), "--log-level", "warning",
-            stdout=self.log, stderr=asyncio.subprocess.STDOUT, cwd=REPO)
-
-    async def start(self, session: aiohttp.ClientSession) -> None:
-        """Start the bridge and wait (bounded) until /healthz answers."""
-        await self.spawn()
-
-        async def answers() -> bool:
-            assert self.process is not None and self.process.returncode is None, "the bridge exited on start"
-            try:
-                async with session.get(f"{self.url}/healthz", timeout=aiohttp.ClientTimeout(total=1)) as response:
-                    return response.status in (200, 503)
-            except (aiohttp.ClientError, TimeoutError):
-                return False
-
-        await eventually(answers, timeout=30, what="/healthz of the restarted bridge", interval=0.05)
-
-    async def kill(self) -> None:
-        """SIGKILL: no cleanup of any kind runs."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
-        self.process = None
-
-    async def stop(self) -> None:
-        """SIGTERM and wait (bounded); SIGKILL if it does not exit."""
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.process.wait(), 20)
-        except TimeoutError:
-            await self.kill()
-        self.process = None
-
-
-@dataclass
-class Traffic:
-    """Incoming SMS and API sends made while the bridge comes and goes, and what was accepted."""
-
-    sim: SimulatorControl
-    session: aiohttp.ClientSession
-    url: str
-    rng: random.Random
-    inbound: list[int] = field(default_factory=list)
-    pings: list[tuple[str, str]] = field(default_factory=list)
-    accepted: list[tuple[str, tuple[str, ...], str]] = field(default_factory=list)
-    in_flight: set[asyncio.Task[None]] = field(default_factory=set)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Until `stop`: every few tens of ms an incoming SMS (every third a PING) and an API send, not awaited."""
-        n = 0
-        while not stop.is_set():
-            n += 1
-            sender = SENDERS[n % len(SENDERS)]
-            body = f"PING {n}" if n % 3 == 0 else f"hello {n}"
-            self.inbound.append(await self.sim.inbound(sender, body))
-            if body.startswith("PING"):
-                self.pings.append((sender, f"pong {body}"))
-            task = asyncio.create_task(self.send(n))
-            self.in_flight.add(task)
-            task.add_done_callback(self.in_flight.discard)
-            await asyncio.sleep(self.rng.uniform(0.03, 0.12))  # traffic pacing, not a wait for anything
-        await asyncio.gather(*self.in_flight)
-
-    async def send(self, n: int) -> None:
-        """One API send with a unique text; recorded only when answered 202."""
-        numbers = RECIPIENTS[: 1 + n % 2]
-        body = f"api send {n}"
-        try:
-            async with self.session.post(f"{self.url}/v1/messages", json={"to": list(numbers), "body": body},
-                                         headers={"Authorization": f"Bearer {API_KEY}"},
-                                         timeout=aiohttp.ClientTimeout(total=5)) as response:
-                if response.status == 202:
-                    self.accepted.append(((await response.json())["id"], numbers, body))
-        except (aiohttp.ClientError, TimeoutError):
-            pass  # the bridge was down or died mid-request: not accepted, so nothing is promised
-
-
-@asynccontextmanager
-async def traffic_running(traffic: Traffic) -> AsyncIterator[None]:
-    """Run `traffic` in the background for the duration of the block."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(traffic.run(stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await task
 
 
 def received_events(db: Path) -> dict[int, list[str]]:

@@ -30,3 +30,14 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], A
         return lambda: SqliteStore.open(tmp_path / "bridge.db")
     url = request.getfixturevalue("postgres_url")
     return lambda: PostgresStore.open(url)
+
+
+@pytest.fixture
+async def replicas(postgres_url: str) -> AsyncIterator[tuple[Store, Store]]:
+    """Two replicas' stores on one PostgreSQL database."""
+    first, second = await PostgresStore.open(postgres_url), await PostgresStore.open(postgres_url)
+    try:
+        yield first, second
+    finally:
+        await first.close()
+        await second.close()

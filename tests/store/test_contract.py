@@ -166,6 +166,15 @@ async def test_a_stored_answer_is_given_back_until_it_expires(store: Store) -> N
     assert await store.get_answer("scope", "k1", 0.0) is None
 
 
+async def test_an_idempotency_key_marked_running_is_not_marked_again(store: Store) -> None:
+    """A key runs once at a time: marked, refused while running, free again once released."""
+    assert await store.claim_key("scope", "k", NOW, NOW - 86400)
+    assert not await store.claim_key("scope", "k", NOW, NOW - 86400)
+    assert await store.get_answer("scope", "k", 0.0) is None
+    await store.release_key("scope", "k")
+    assert await store.claim_key("scope", "k", NOW, NOW - 86400)
+
+
 # --- sends -----------------------------------------------------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from bridge.store import PostgresStore, SqliteStore, Store
 from bridge.store.dashboard import DashboardReads, MessageFilter
-from bridge.store.migrations import EVENTS_LINKED_AT, POOLED_AT, TEXT_INDEXED_AT
+from bridge.store.migrations import EVENTS_LINKED_AT, POOLED_AT, REPLICAS_AT, TEXT_INDEXED_AT
 
 NOW = 1_800_000_000.0
 Opener = Callable[[], Awaitable[Store]]
@@ -24,6 +24,10 @@ def a_message(sms_id: int, body: str, created_ts: float = NOW) -> tuple:
 async def _back_to(store: Store, version: int) -> None:
     """Make the database look as a bridge at schema `version` left it (the later upgrades not run)."""
     async with store.transaction() as tx:
+        if version < REPLICAS_AT:
+            await tx.execute("DROP TABLE leases")
+            for table in ("recipients", "outbox", "idempotency"):
+                await tx.execute(f"ALTER TABLE {table} DROP COLUMN claimed_by")
         if version < POOLED_AT:
             for table in ("recipient_attempts", "pool_daily", "pool_monthly", "pool_assignments"):
                 await tx.execute(f"DROP TABLE {table}")

@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from bridge.store.base import Store, Tx
+from bridge.store.base import Store, Tx, replica_name
 from bridge.store.errors import SchemaTooNew, StoreError, StoreRejected, StoreUnavailable
 from bridge.store.migrations import MIGRATIONS, SCHEMA_VERSION, for_postgres, statements, upgrade_rows
 from bridge.store.postgres.cursors import PostgresCursors
@@ -26,6 +26,7 @@ from bridge.store.postgres.events import PostgresEvents
 from bridge.store.postgres.idempotency import PostgresIdempotency
 from bridge.store.messages import INDEXED_TERM_LENGTH, contains_pattern
 from bridge.store.postgres.messages import FOLDED_BODY, PostgresMessages
+from bridge.store.postgres.leases import PostgresLeases
 from bridge.store.postgres.outbox import PostgresOutbox
 from bridge.store.postgres.pool import PostgresPool
 from bridge.store.postgres.safety import PostgresSafety
@@ -46,11 +47,13 @@ _REJECTED = (asyncpg.DataError, OverflowError, UnicodeEncodeError)
 
 
 class PostgresTx(PostgresCursors, PostgresMessages, PostgresEvents, PostgresDevices, PostgresSafety,
-                 PostgresIdempotency, PostgresSends, PostgresOutbox, PostgresPool, Tx):
-    """The store's statements on one pooled connection, inside the transaction (or read) that holds it."""
+                 PostgresIdempotency, PostgresSends, PostgresOutbox, PostgresPool, PostgresLeases, Tx):
+    """The store's statements on one pooled connection, inside the transaction (or read) that holds it, for
+    the replica `holder` (the name its claims carry)."""
 
-    def __init__(self, db: asyncpg.Connection) -> None:
+    def __init__(self, db: asyncpg.Connection, holder: str) -> None:
         self._db = db
+        self._holder = holder
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> None:
         """Run one PostgreSQL statement ($1, $2… placeholders)."""
@@ -64,8 +67,11 @@ class PostgresTx(PostgresCursors, PostgresMessages, PostgresEvents, PostgresDevi
 class PostgresStore(Store):
     """The bridge's PostgreSQL database; open with `PostgresStore.open`, close with `close`."""
 
+    shared = True
+
     def __init__(self, pool: asyncpg.Pool, where: str) -> None:
         self._pool = pool
+        self.holder = replica_name()
         self._lock = asyncio.Lock()  # one writer per process, as on SQLite; the advisory lock does it across them
         self.where = where
 
@@ -73,7 +79,7 @@ class PostgresStore(Store):
     async def open(cls, url: str, *, default_region: str | None = None) -> PostgresStore:
         """Connect to the server at `url` and create or migrate the schema; numbers an older bridge stored
         without a country code are read in `default_region` (gateway.default_region)."""
-        where = _where(url)
+        where = postgres_where(url)
         try:
             pool = await asyncpg.create_pool(url, min_size=1, max_size=POOL_SIZE, command_timeout=60)
         except (*_PASSING, asyncpg.PostgresError, ValueError) as exc:
@@ -104,7 +110,7 @@ class PostgresStore(Store):
                 for version in range(current + 1, SCHEMA_VERSION + 1):
                     for statement in statements(MIGRATIONS[version - 1]):
                         await db.execute(for_postgres(statement))
-                    await upgrade_rows(PostgresTx(db), version, region)
+                    await upgrade_rows(PostgresTx(db, self.holder), version, region)
                     await db.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
         except (*_PASSING, *_REJECTED, asyncpg.PostgresError) as exc:
             raise self._error(exc) from exc
@@ -116,7 +122,7 @@ class PostgresStore(Store):
             try:
                 async with self._pool.acquire() as db, db.transaction():
                     await db.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
-                    yield PostgresTx(db)
+                    yield PostgresTx(db, self.holder)
             except (*_PASSING, *_REJECTED, asyncpg.PostgresError) as exc:
                 raise self._error(exc) from exc
 
@@ -125,7 +131,7 @@ class PostgresStore(Store):
         """Give a pooled connection for reads; each statement sees what was committed when it started."""
         try:
             async with self._pool.acquire() as db:
-                yield PostgresTx(db)
+                yield PostgresTx(db, self.holder)
         except (*_PASSING, *_REJECTED, asyncpg.PostgresError) as exc:
             raise self._error(exc) from exc
 
@@ -175,7 +181,7 @@ def numbered(sql: str) -> str:
     return "".join(parts)
 
 
-def _where(url: str) -> str:
+def postgres_where(url: str) -> str:
     """The server and database of `url` without user or password, for messages."""
     rest = url.split("://", 1)[-1]
     return "postgresql://" + rest.rsplit("@", 1)[-1].split("?", 1)[0]

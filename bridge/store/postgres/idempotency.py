@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import asyncpg
 
 from bridge.store.idempotency import IdempotencyOps
+from bridge.store.postgres.leases import claimable
 from bridge.store.records import Row
 
 
@@ -14,6 +15,7 @@ class PostgresIdempotency(IdempotencyOps):
     """The `idempotency` table (and the expiry of `sent_log`)."""
 
     _db: asyncpg.Connection
+    _holder: str
 
     async def save_answers(self, answers: Iterable[tuple[str, str, str, int, str]], now: float) -> None:
         """Store final answers as (scope, key, request hash, status, response JSON); an expired key is replaced."""
@@ -21,7 +23,7 @@ class PostgresIdempotency(IdempotencyOps):
             "INSERT INTO idempotency (scope, key, request_hash, state, status, response, created_ts) "
             "VALUES ($1, $2, $3, 'done', $4, $5, $6) ON CONFLICT (scope, key) DO UPDATE SET "
             "request_hash = excluded.request_hash, state = 'done', status = excluded.status, "
-            "response = excluded.response, created_ts = excluded.created_ts",
+            "response = excluded.response, created_ts = excluded.created_ts, claimed_by = NULL",
             [(*answer, now) for answer in answers],
         )
 
@@ -32,6 +34,24 @@ class PostgresIdempotency(IdempotencyOps):
             "WHERE scope = $1 AND key = $2 AND state = 'done' AND created_ts >= $3",
             scope, key, since,
         )
+
+    async def claim_key(self, scope: str, key: str, now: float, since: float) -> bool:
+        """Mark an idempotency key running for this replica; False while another runs it or its answer is final."""
+        return await self._db.fetchval(
+            "INSERT INTO idempotency (scope, key, request_hash, state, created_ts, claimed_by) "
+            "VALUES ($1, $2, '', 'running', $3, $4) ON CONFLICT (scope, key) DO UPDATE SET state = 'running', "
+            "request_hash = '', status = NULL, response = NULL, created_ts = excluded.created_ts, "
+            "claimed_by = excluded.claimed_by WHERE (idempotency.state = 'done' AND idempotency.created_ts < $5) "
+            "OR (idempotency.state = 'running' AND idempotency.claimed_by IS DISTINCT FROM $4 "
+            f"AND {claimable('idempotency', 'NULL')}) RETURNING true",
+            scope, key, now, self._holder, since,
+        ) is not None
+
+    async def release_key(self, scope: str, key: str) -> None:
+        """Forget this replica's running mark of a key."""
+        await self._db.execute(
+            "DELETE FROM idempotency WHERE scope = $1 AND key = $2 AND state = 'running' AND claimed_by = $3",
+            scope, key, self._holder)
 
     async def purge_expired(self, answers_before: float, sent_log_before: float) -> None:
         """Forget idempotency keys and loop-guard entries older than the given times."""

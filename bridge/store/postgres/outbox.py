@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import asyncpg
 
 from bridge.store.outbox import OutboxOps
+from bridge.store.postgres.leases import claimable
 from bridge.store.records import AttemptLog, NewDelivery, Row
 
 
@@ -14,6 +15,7 @@ class PostgresOutbox(OutboxOps):
     """The `outbox` and `disabled_targets` tables."""
 
     _db: asyncpg.Connection
+    _holder: str
 
     async def insert_delivery(self, delivery: NewDelivery, now: float) -> None:
         """Add one outbox row, due at once."""
@@ -31,25 +33,31 @@ class PostgresOutbox(OutboxOps):
     async def due_deliveries(
         self, now: float, kind: str, target: str | None, first_delay: float, limit: int, exclude: Iterable[int],
     ) -> list[Row]:
-        """Up to `limit` pending rows of a lane due at `now`, oldest first, with their event's `payload`."""
-        return list(await self._db.fetch(
-            "SELECT o.id, o.event_id, o.kind, o.target, o.rule, o.spec, o.attempts, e.payload FROM ("
-            " SELECT o.id, o.event_id, o.kind, o.target, o.rule, o.spec, o.attempts, o.next_attempt_ts FROM outbox o"
-            f" WHERE o.state = 'pending' AND o.next_attempt_ts <= $1 AND {_LANE}"
+        """Up to `limit` pending rows of a lane due at `now`, oldest first, with their event's `payload`: claimed
+        for this replica (rows another live replica claimed are not due here) until their attempt is recorded."""
+        rows = await self._db.fetch(
+            "WITH taken AS (SELECT o.id FROM outbox o"
+            f" WHERE o.state = 'pending' AND o.next_attempt_ts <= $1 AND {_LANE} AND {claimable('o', '$7')}"
             " AND (o.attempts > 0 OR o.next_attempt_ts <= $5) ORDER BY o.next_attempt_ts, o.id LIMIT $6"
-            ") o JOIN events e ON e.id = o.event_id ORDER BY o.next_attempt_ts, o.id",
-            now, kind, target, list(exclude), now - first_delay, limit,
-        ))
+            " FOR UPDATE OF o SKIP LOCKED)"
+            " UPDATE outbox o SET claimed_by = $7 FROM taken, events e WHERE o.id = taken.id AND e.id = o.event_id"
+            " RETURNING o.id, o.event_id, o.kind, o.target, o.rule, o.spec, o.attempts, o.next_attempt_ts, e.payload",
+            now, kind, target, list(exclude), now - first_delay, limit, self._holder,
+        )
+        return sorted(rows, key=lambda row: (row["next_attempt_ts"], row["id"]))
 
     async def next_delivery_ts(self, kind: str, target: str | None, first_delay: float,
                                exclude: Iterable[int]) -> float | None:
-        """When the next pending row of a lane falls due (rows in `exclude` left out), or None if none is pending."""
+        """When the next pending row of a lane falls due (rows in `exclude` left out), or None if none is pending;
+        rows another live replica claimed do not count."""
+        free = claimable("o", "$5")
         first = (f"SELECT o.next_attempt_ts + $1 AS due FROM outbox o WHERE o.state = 'pending' AND {_LANE} "
-                 "AND o.attempts = 0 ORDER BY o.next_attempt_ts LIMIT 1")
+                 f"AND {free} AND o.attempts = 0 ORDER BY o.next_attempt_ts LIMIT 1")
         retry = (f"SELECT o.next_attempt_ts AS due FROM outbox o WHERE o.state = 'pending' AND {_LANE} "
-                 "AND o.attempts > 0 ORDER BY o.next_attempt_ts LIMIT 1")
+                 f"AND {free} AND o.attempts > 0 ORDER BY o.next_attempt_ts LIMIT 1")
         return await self._db.fetchval(
             f"SELECT min(due) FROM (({first}) UNION ALL ({retry})) AS d", first_delay, kind, target, list(exclude),
+            self._holder,
         )
 
     async def record_attempts(self, outcomes: Iterable[tuple[int, str, float, str | None, int | None]],
@@ -57,7 +65,7 @@ class PostgresOutbox(OutboxOps):
         """Count one attempt of each outbox row and set its outcome."""
         await self._db.executemany(
             "UPDATE outbox SET state = $1, attempts = attempts + 1, next_attempt_ts = $2, last_error = $3, "
-            "last_status = $4, updated_ts = $5 WHERE id = $6",
+            "last_status = $4, updated_ts = $5, claimed_by = NULL WHERE id = $6",
             [(state, next_ts, error, status, now, row_id) for row_id, state, next_ts, error, status in outcomes],
         )
 
@@ -106,7 +114,7 @@ class PostgresOutbox(OutboxOps):
         """Re-queue dead rows (those of `ids`, else all; only `target`'s when given) as never attempted and due
         at `now`, and re-enable the webhook targets they go to (and `target`). Returns (row ids, targets enabled)."""
         rows = await self._db.fetch(
-            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_ts = $1, updated_ts = $1 "
+            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_ts = $1, updated_ts = $1, claimed_by = NULL "
             "WHERE state = 'dead' AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[])) "
             "AND ($3::text IS NULL OR (kind = 'webhook' AND target = $3)) RETURNING id, kind, target",
             now, None if ids is None else list(ids), target,

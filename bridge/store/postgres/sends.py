@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 import asyncpg
 
+from bridge.store.postgres.leases import claimable
 from bridge.store.records import NewSend, Row
 from bridge.store.sends import SendOps
 
@@ -18,12 +19,15 @@ _RECIPIENT_FIELDS = (
 # A fresh correlation customerid: 1 … 2**31 - 1, the upstream's int range.
 _NEW_CORRELATION_ID = "(floor(random() * 2147483647)::bigint + 1)"
 _OPEN = "('queued', 'submitting', 'in_doubt')"
+# How long one replica keeps an in-doubt recipient to itself while it looks it up upstream.
+IN_DOUBT_CLAIM = 120.0
 
 
 class PostgresSends(SendOps):
     """The `sends` and `recipients` tables."""
 
     _db: asyncpg.Connection
+    _holder: str
 
     async def insert_send(self, send: NewSend, now: float) -> None:
         """Queue a send and one row per recipient."""
@@ -68,21 +72,37 @@ class PostgresSends(SendOps):
         return depths
 
     async def recover_submitting(self, due_ts: float, now: float) -> int:
-        """Put recipients a stopped process left `submitting` in doubt, due at `due_ts`; returns how many."""
+        """Put recipients left `submitting` by this replica (between its passes no call is in flight) or by a
+        replica no longer alive in doubt, due at `due_ts`; returns how many. Another live replica's are its own."""
         done = await self._db.execute(
-            "UPDATE recipients SET state = 'in_doubt', next_attempt_ts = $1, updated_ts = $2 "
-            f"WHERE state IN {_OPEN} AND state = 'submitting'",
-            due_ts, now,
+            "UPDATE recipients r SET state = 'in_doubt', next_attempt_ts = $1, updated_ts = $2, claimed_by = NULL "
+            f"WHERE r.state IN {_OPEN} AND r.state = 'submitting' AND {claimable('r', '$3')}",
+            due_ts, now, self._holder,
         )
         return int(done.split()[-1])
 
     async def due_recipients(self, state: str, now: float, limit: int) -> list[Row]:
-        """Up to `limit` recipients in `state` (queued or in_doubt) due at `now`, oldest first, with their send."""
-        return list(await self._db.fetch(
-            _RECIPIENT_FIELDS + f"WHERE r.state IN {_OPEN} AND r.state = $1 AND r.next_attempt_ts <= $2 "
-            "ORDER BY r.next_attempt_ts, r.id LIMIT $3",
-            state, now, limit,
-        ))
+        """Up to `limit` recipients in `state` (queued or in_doubt) due at `now`, oldest first, with their send.
+
+        In-doubt rows are claimed for IN_DOUBT_CLAIM seconds (they fall due again only then) so that one replica
+        at a time reconciles each; queued ones are claimed by the caller's `mark_submitting`.
+        """
+        if state != "in_doubt":
+            return list(await self._db.fetch(
+                _RECIPIENT_FIELDS + f"WHERE r.state IN {_OPEN} AND r.state = $1 AND r.next_attempt_ts <= $2 "
+                "ORDER BY r.next_attempt_ts, r.id LIMIT $3 FOR UPDATE OF r SKIP LOCKED",
+                state, now, limit,
+            ))
+        rows = await self._db.fetch(
+            "WITH taken AS (SELECT r.id FROM recipients r WHERE r.state IN " + _OPEN + " AND r.state = 'in_doubt' "
+            "AND r.next_attempt_ts <= $1 ORDER BY r.next_attempt_ts, r.id LIMIT $2 FOR UPDATE SKIP LOCKED), "
+            "claimed AS (UPDATE recipients r SET next_attempt_ts = $1 + $3, claimed_by = $4 FROM taken "
+            "WHERE r.id = taken.id RETURNING r.id) "
+            + _RECIPIENT_FIELDS.replace("FROM recipients r", "FROM claimed c JOIN recipients r ON r.id = c.id")
+            + "ORDER BY r.next_attempt_ts, r.id",
+            now, limit, IN_DOUBT_CLAIM, self._holder,
+        )
+        return list(rows)
 
     async def recipients_by_id(self, ids: Iterable[int]) -> list[Row]:
         """The recipients among `ids` that are submitted without a known sms id, with their send."""
@@ -128,8 +148,8 @@ class PostgresSends(SendOps):
         """Count an attempt for each recipient about to be handed to the upstream."""
         await self._db.execute(
             "UPDATE recipients SET state = 'submitting', attempts = attempts + 1, reason = NULL, submitted_ts = $1, "
-            "updated_ts = $1 WHERE id = ANY($2::bigint[])",
-            now, list(ids),
+            "updated_ts = $1, claimed_by = $3 WHERE id = ANY($2::bigint[])",
+            now, list(ids), self._holder,
         )
 
     async def mark_submitted(self, changes: Iterable[tuple[int, int | None, float]], now: float) -> None:

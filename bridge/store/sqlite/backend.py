@@ -17,7 +17,7 @@ from typing import Any
 
 import aiosqlite
 
-from bridge.store.base import Store, Tx
+from bridge.store.base import Store, Tx, replica_name
 from bridge.store.errors import (
     SchemaTooNew,
     StoreCorrupt,
@@ -33,6 +33,7 @@ from bridge.store.sqlite.cursors import SqliteCursors
 from bridge.store.sqlite.devices import SqliteDevices
 from bridge.store.sqlite.events import SqliteEvents
 from bridge.store.sqlite.idempotency import SqliteIdempotency
+from bridge.store.sqlite.leases import SqliteLeases
 from bridge.store.sqlite.messages import TEXT_TABLE, SqliteMessages
 from bridge.store.sqlite.outbox import SqliteOutbox
 from bridge.store.sqlite.pool import SqlitePool
@@ -44,11 +45,12 @@ _DATABASE_FAILURES = (sqlite3.Error, OverflowError, UnicodeEncodeError)
 
 
 class SqliteTx(SqliteCursors, SqliteMessages, SqliteEvents, SqliteDevices, SqliteSafety, SqliteIdempotency,
-               SqliteSends, SqliteOutbox, SqlitePool, Tx):
+               SqliteSends, SqliteOutbox, SqlitePool, SqliteLeases, Tx):
     """The store's statements on the one connection, inside the transaction (or read) that made it."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, holder: str) -> None:
         self._db = db
+        self._holder = holder
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> None:
         """Run one SQLite statement."""
@@ -60,11 +62,12 @@ class SqliteStore(Store):
 
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = db
-        self._tx = SqliteTx(db)
         self._lock = asyncio.Lock()
         self.path = path
         self._identity: tuple[int, int] | None = None  # (device, inode) of the file opened
         self._text_indexed = False  # the FTS5 table exists (this SQLite has the trigram tokenizer)
+        self.holder = replica_name()
+        self._tx = SqliteTx(db, self.holder)
 
     @classmethod
     async def open(cls, path: str | Path, synchronous: str = "normal", busy_timeout_ms: int = 5000, *,

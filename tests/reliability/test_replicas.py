@@ -1,0 +1,251 @@
+"""Two `sms-bridge run` replicas on one PostgreSQL, the leader SIGKILLed or paused while SMS and sends flow.
+
+The promises checked once the replicas have caught up: every incoming SMS gave exactly one `sms.received`
+event, which reached the webhook receiver (exactly once by webhook-id); every send answered 202 (the clients
+retry on the other replica with the same Idempotency-Key) went out exactly once; no SMS went out twice; the
+follower took over polling within `storage.lease` plus one poll interval (plus the checks' own latency) each
+time; a leader paused past its lease and resumed committed nothing of the poll it was in (the fencing token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import random
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+from reliability_support import (
+    API_KEY,
+    RECIPIENTS,
+    BridgeProcess,
+    Sink,
+    SimulatorControl,
+    Traffic,
+    eventually,
+    free_port,
+    serve_sink,
+    traffic_running,
+    write_bridge_config,
+)
+
+from bridge.server import utc_iso
+
+SEED = int(os.environ.get("REPLICA_SEED", "20261202"))
+KILLS = 10
+LEASE, POLL_INTERVAL = 2.0, 0.2
+CHECK_SLACK = 1.5  # the renewal period (lease / 5) and the test's own polling of /healthz
+pytestmark = pytest.mark.slow
+
+
+def replica_config(directory: Path, sim_url: str, sink_url: str, postgres_url: str) -> tuple[Path, str]:
+    """A replica's rules.yaml on PostgreSQL with a short lease, and the URL it serves on."""
+    directory.mkdir()
+    port = free_port()
+    path = write_bridge_config(directory, sim_url, port=port, overlap="5s", sink_url=sink_url)
+    text = path.read_text(encoding="utf-8")
+    sqlite_line = f"  path: {directory / 'bridge.db'}\n"
+    assert sqlite_line in text
+    path.write_text(text.replace(sqlite_line, f"  url: {postgres_url}\n  lease: {LEASE:g}s\n"), encoding="utf-8")
+    return path, f"http://127.0.0.1:{port}"
+
+
+async def role_of(session: aiohttp.ClientSession, url: str) -> str | None:
+    """The role a replica's /healthz reports, or None while it does not answer."""
+    try:
+        async with session.get(f"{url}/healthz", timeout=aiohttp.ClientTimeout(total=1)) as response:
+            return (await response.json()).get("role")
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
+
+
+@dataclass
+class ReplicaTraffic(Traffic):
+    """The crash loop's traffic, each send with an Idempotency-Key, retried on the other replica on error."""
+
+    urls: list[str] = field(default_factory=list)
+
+    async def send(self, n: int) -> None:
+        """One API send; retried (same key) on the other replica while it fails; recorded when answered 202."""
+        numbers, body = RECIPIENTS[: 1 + n % 2], f"api send {n}"
+        for attempt in range(6):
+            url = self.urls[(n + attempt) % len(self.urls)]
+            try:
+                async with self.session.post(
+                        f"{url}/v1/messages", json={"to": list(numbers), "body": body},
+                        headers={"Authorization": f"Bearer {API_KEY}", "Idempotency-Key": f'"send-{n}"'},
+                        timeout=aiohttp.ClientTimeout(total=5)) as response:
+                    if response.status == 202:
+                        self.accepted.append(((await response.json())["id"], numbers, body))
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(0.2)  # a client's back-off before its retry, not a wait for a condition
+
+
+class Replicas:
+    """The replica processes, the test's view of who leads, and the database they share."""
+
+    def __init__(self, processes: list[BridgeProcess], session: aiohttp.ClientSession, postgres_url: str) -> None:
+        self.processes, self.session, self.postgres_url = processes, session, postgres_url
+
+    async def leader(self, timeout: float = 30.0) -> BridgeProcess:
+        """The one replica reporting role leader (waited for, bounded)."""
+        found: list[BridgeProcess] = []
+
+        async def one_leads() -> bool:
+            roles = [await role_of(self.session, p.url) if p.process else None for p in self.processes]
+            found[:] = [p for p, role in zip(self.processes, roles) if role == "leader"]
+            return len(found) == 1
+
+        await eventually(one_leads, timeout=timeout, what="exactly one replica to lead", interval=0.05)
+        return found[0]
+
+    async def takeover_after(self, gone: BridgeProcess, since: float) -> float:
+        """Seconds from `since` (monotonic) until another replica leads and has polled since (bounded)."""
+        others = [p for p in self.processes if p is not gone]
+        since_iso = utc_iso(math.floor(time.time() - (time.monotonic() - since)))
+
+        async def taken_over() -> bool:
+            for replica in others:
+                async with self.session.get(f"{replica.url}/healthz") as response:
+                    health = await response.json()
+                polled = health["poller"]["last_success"]
+                if health.get("role") == "leader" and polled is not None and polled >= since_iso:
+                    return True
+            return False
+
+        bound = LEASE + POLL_INTERVAL + CHECK_SLACK
+        await eventually(taken_over, timeout=bound, what="a follower to take over polling", interval=0.02)
+        return time.monotonic() - since
+
+    async def rows(self, sql: str) -> list[asyncpg.Record]:
+        """Rows of one query on the shared database."""
+        db = await asyncpg.connect(self.postgres_url)
+        try:
+            return list(await db.fetch(sql))
+        finally:
+            await db.close()
+
+    async def received_events(self) -> dict[int, list[str]]:
+        """The ids of the sms.received events recorded for each incoming SMS id."""
+        events: dict[int, list[str]] = {}
+        for row in await self.rows("SELECT id, payload FROM events WHERE type = 'sms.received'"):
+            events.setdefault(json.loads(row["payload"])["sms"]["id"], []).append(row["id"])
+        return events
+
+    async def pending_work(self) -> list[str]:
+        """Recipient and outbox states that still wait for something."""
+        rows = await self.rows(
+            "SELECT state FROM recipients WHERE state IN ('queued', 'submitting', 'in_doubt') "
+            "UNION ALL SELECT 'outbox ' || state FROM outbox WHERE state = 'pending'")
+        return [row[0] for row in rows]
+
+    async def settled(self, sink: Sink, sim: SimulatorControl, traffic: Traffic) -> None:
+        """Wait (bounded) until the replicas have caught up with everything the traffic caused."""
+        wanted = {(n, body) for _, numbers, body in traffic.accepted for n in numbers} | set(traffic.pings)
+        missing: dict[str, set[str]] = {}
+
+        async def caught_up() -> bool:
+            events = await self.received_events()
+            sent = {(row["to"], row["body"]) for row in await sim.sent()}
+            missing.clear()
+            missing.update({
+                "inbound events": set(map(str, set(traffic.inbound) - set(events))),
+                "webhook deliveries": {i for ids in events.values() for i in ids} - set(sink.delivered()),
+                "pending work": set(await self.pending_work()),
+                "upstream sends": set(map(str, wanted - sent)),
+            })
+            return not any(missing.values())
+
+        try:
+            await eventually(caught_up, timeout=60, what="the replicas to catch up", interval=0.2)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; still missing: { {k: sorted(v)[:5] for k, v in missing.items() if v} }"
+                                 ) from None
+
+    async def check_promises(self, sink: Sink, sent: list[dict], traffic: Traffic) -> None:
+        """The end state the promises describe."""
+        events = await self.received_events()
+        assert {sms_id: len(ids) for sms_id, ids in events.items() if len(ids) != 1} == {}, "an SMS gave two events"
+        assert set(events) == set(traffic.inbound)
+        assert set(sink.delivered()) == {ids[0] for ids in events.values()}
+        per_text = Counter((row["to"], row["body"]) for row in sent)
+        assert {key: n for key, n in per_text.items() if n > 1} == {}, "an SMS went out twice"
+        for _, numbers, body in traffic.accepted:
+            assert all(per_text[(number, body)] == 1 for number in numbers), f"a 202 did not go out: {body}"
+        assert all(per_text[reply] == 1 for reply in traffic.pings), "a PING got no reply"
+
+
+@pytest.fixture
+async def replicas(tmp_path: Path, sim: SimulatorControl, session: aiohttp.ClientSession, postgres_url: str):
+    """Two replica processes on one fresh PostgreSQL database, a webhook sink, started and stopped around the test."""
+    async with serve_sink() as sink:
+        processes = []
+        logs = []
+        for name in ("r0", "r1"):
+            config, url = replica_config(tmp_path / name, sim.url, sink.url, postgres_url)
+            logs.append((tmp_path / f"{name}.log").open("ab"))
+            processes.append(BridgeProcess(config, url, logs[-1]))
+        try:
+            for process in processes:
+                await process.start(session)
+            yield Replicas(processes, session, postgres_url), sink
+        finally:
+            for process in processes:
+                if process.process is not None:
+                    process.process.send_signal(signal.SIGCONT)
+                await process.stop()
+            for log in logs:
+                log.close()
+
+
+async def test_sigkill_of_the_leader_loses_nothing_and_repeats_nothing(
+        replicas: tuple[Replicas, Sink], sim: SimulatorControl, session: aiohttp.ClientSession) -> None:
+    """Ten SIGKILLs of the leading replica at random moments: the follower takes over within the lease plus a
+    poll interval each time, every event is delivered once by id, every 202 is sent exactly once."""
+    group, sink = replicas
+    rng = random.Random(SEED)
+    traffic = ReplicaTraffic(sim, session, group.processes[0].url, rng, urls=[p.url for p in group.processes])
+    takeovers = []
+    async with traffic_running(traffic):
+        for _ in range(KILLS):
+            leader = await group.leader()
+            await asyncio.sleep(rng.uniform(0.0, 1.0))  # the random moment of the kill
+            killed_at = time.monotonic()
+            await leader.kill()
+            takeovers.append(await group.takeover_after(leader, killed_at))
+            await leader.start(session)
+    print("takeover times after SIGKILL of the leader (s):", " ".join(f"{t:.2f}" for t in takeovers))
+    await group.settled(sink, sim, traffic)
+    await group.check_promises(sink, await sim.sent(), traffic)
+    assert len(traffic.accepted) > 20 and len(traffic.inbound) > 50, "too little traffic to prove anything"
+
+
+async def test_a_paused_leader_commits_nothing_after_it_resumes(
+        replicas: tuple[Replicas, Sink], sim: SimulatorControl, session: aiohttp.ClientSession) -> None:
+    """SIGSTOP the leader past its lease: the follower takes over; on SIGCONT the old leader is a follower and
+    nothing is doubled (its interrupted poll is refused by the fencing token)."""
+    group, sink = replicas
+    traffic = ReplicaTraffic(sim, session, group.processes[0].url, random.Random(SEED),
+                             urls=[p.url for p in group.processes])
+    async with traffic_running(traffic):
+        leader = await group.leader()
+        assert leader.process is not None
+        leader.process.send_signal(signal.SIGSTOP)
+        paused_at = time.monotonic()
+        await group.takeover_after(leader, paused_at)
+        await eventually(lambda: time.monotonic() - paused_at > 2 * LEASE, timeout=3 * LEASE, what="the pause")
+        leader.process.send_signal(signal.SIGCONT)
+        await eventually(lambda: role_of(session, leader.url), timeout=10, what="the resumed replica to answer")
+        assert await role_of(session, leader.url) == "follower"
+    await group.settled(sink, sim, traffic)
+    await group.check_promises(sink, await sim.sent(), traffic)

@@ -1,0 +1,94 @@
+"""The poller lease across replicas: one leader at a time, takeover after expiry, and the fencing token."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from bridge.leadership import Leadership, NotLeader, Role
+from bridge.store import SqliteStore, Store
+
+
+class FakeMonotonic:
+    """A monotonic clock the test moves (the database's own clock still runs)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_only_one_replica_leads(replicas: tuple[Store, Store]) -> None:
+    """The first replica to take the lease leads; the second stays a follower while the lease is renewed."""
+    a, b = Leadership(replicas[0], 5.0), Leadership(replicas[1], 5.0)
+    assert await a.renew() and not await b.renew()
+    assert (a.role, b.role) == (Role.LEADER, Role.FOLLOWER)
+    assert await a.renew() and not await b.renew()
+
+
+async def test_a_follower_takes_over_an_expired_lease_with_a_larger_token(replicas: tuple[Store, Store]) -> None:
+    """Once the leader stops renewing, the lease expires on the database's clock and a follower takes it with a
+    larger fencing token."""
+    a, b = Leadership(replicas[0], 0.2), Leadership(replicas[1], 0.2)
+    assert await a.renew()
+    first = a.token
+    await wait_for_expiry(replicas[1])
+    assert await b.renew() and b.token is not None and first is not None and b.token > first
+
+
+async def test_a_replaced_leader_cannot_commit_its_poll(replicas: tuple[Store, Store]) -> None:
+    """A leader paused past its lease and replaced is refused by the fence inside its poll's transaction, and the
+    transaction writes nothing."""
+    clock = FakeMonotonic()
+    a, b = Leadership(replicas[0], 0.2, monotonic=clock), Leadership(replicas[1], 0.2)
+    assert await a.renew()
+    await wait_for_expiry(replicas[1])
+    assert await b.renew()
+    with pytest.raises(NotLeader):
+        async with replicas[0].transaction() as tx:
+            await tx.set_cursor("poll", "from the old leader")
+            await a.fence(tx)
+    assert await replicas[0].get_cursor("poll") is None and not a.is_leader
+
+
+async def test_a_leader_counts_itself_leader_only_for_the_lease_after_it_asked(replicas: tuple[Store, Store]) -> None:
+    """A leader whose renewals stop stops leading `lease` seconds after it sent the last one, by its own clock."""
+    clock = FakeMonotonic()
+    a = Leadership(replicas[0], 10.0, monotonic=clock)
+    assert await a.renew()
+    clock.now += 9.9
+    assert a.is_leader
+    clock.now += 0.2
+    assert not a.is_leader
+
+
+async def test_a_released_lease_is_taken_at_once(replicas: tuple[Store, Store]) -> None:
+    """A leader stopping cleanly gives the lease up, and a follower takes it without waiting for expiry."""
+    a, b = Leadership(replicas[0], 60.0), Leadership(replicas[1], 60.0)
+    assert await a.renew()
+    await a.release()
+    assert await b.renew() and not a.is_leader
+
+
+async def test_on_sqlite_the_one_process_always_leads(tmp_path: Path) -> None:
+    """On SQLite (one process per file) the bridge is the leader and the fence lets every poll through."""
+    store = await SqliteStore.open(tmp_path / "bridge.db")
+    try:
+        leadership = Leadership(store, 15.0)
+        assert leadership.role == Role.LEADER
+        async with store.transaction() as tx:
+            await leadership.fence(tx)
+    finally:
+        await store.close()
+
+
+async def wait_for_expiry(store: Store, within: float = 5.0) -> None:
+    """Wait, bounded, until the poller lease has expired on the database's clock."""
+    deadline = time.monotonic() + within
+    while (lease := await store.lease("poller")) is None or lease["remaining"] > 0:
+        assert time.monotonic() < deadline, f"the lease did not expire within {within}s: {lease}"
+        await asyncio.sleep(0.02)
