@@ -581,7 +581,8 @@ def _add_outbox_commands(commands: argparse._SubParsersAction) -> None:
     listing = commands.add_parser(
         "deliveries", help="list webhook and tag deliveries (the outbox)",
         description="List the outbox: each webhook and tag delivery with its state, attempts, next attempt and "
-                    "last error. Reads the database at storage.path; a running bridge may keep using it.",
+                    "last error. Reads the bridge's database (storage.path or storage.url); a running bridge may "
+                    "keep using it.",
     )
     add_config_option(listing)
     add_logging_options(listing)
@@ -594,7 +595,8 @@ def _add_outbox_commands(commands: argparse._SubParsersAction) -> None:
         description="Show each pool member (device and SIM): whether it is usable now (else why: offline, "
                     "daily_limit, monthly_recipients), the SMS it handed upstream today against its daily limit "
                     "and its distinct recipients this month against its monthly limit, and the sends waiting "
-                    "for a usable member. Reads the database at storage.path; a running bridge may keep using it.",
+                    "for a usable member. Reads the bridge's database (storage.path or storage.url); a running "
+                    "bridge may keep using it.",
     )
     add_config_option(pool)
     add_logging_options(pool)

@@ -58,6 +58,17 @@ def test_check_example_exits_0(capsys: pytest.CaptureFixture[str], monkeypatch: 
     assert summary.startswith("8 rules, 1 webhook target, 2 inbound endpoints; gateway: simulator;")
 
 
+def test_check_names_postgresql_storage_without_its_password(write_config: WriteConfig,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """With storage.url, `check`'s summary names the PostgreSQL server and database, not a SQLite file, and
+    shows neither the URL's user nor its password."""
+    path = write_config("gateway: {simulator: true}\nserver: {enabled: false}\n"
+                        "storage: {url: 'postgresql://bridge:hunter2@db:5432/bridge'}\n")
+    assert main(["check", "-c", str(path)]) == EXIT_OK
+    summary = capsys.readouterr().out.splitlines()[1]
+    assert summary.endswith("; storage: postgresql://db:5432/bridge") and "hunter2" not in summary
+
+
 def test_check_bad_config_prints_every_error(write_config: WriteConfig, capsys: pytest.CaptureFixture[str]) -> None:
     """`check` on an invalid config prints each located error on stderr and exits 1."""
     path = write_config("gateway: {simulator: true}\nserver: {enabled: false}\n"
