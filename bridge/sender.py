@@ -107,7 +107,7 @@ class _Recipient:
 
     @classmethod
     def of(cls, row: Row) -> _Recipient:
-        """The recipient of a `Store.due_recipients` / `recipients_by_id` row."""
+        """The recipient of a `Tx.due_recipients` / `recipients_by_id` row."""
         return cls(row["id"], row["send_id"], row["number"], row["attempts"], row["submitted_ts"], row["resend_ts"],
                    row["correlation_id"], row["body"], row["device_id"], row["sim"], row["send_at"], bool(row["urgent"]), row["customer_id"],
                    row["send_device_id"], row["send_sim"], bool(row["is_reply"]),
@@ -688,7 +688,7 @@ class Sender:
         doubts: Sequence[tuple[int, str, float, float]] = (),
     ) -> None:
         """Commit, in one transaction, what the upstream took: ids learned (with `messages` rows), ids still
-        unknown, rows to resend, and rows still in doubt (as `Store.set_in_doubt` takes them)."""
+        unknown, rows to resend, and rows still in doubt (as `Tx.set_in_doubt` takes them)."""
         now = self._clock()
         retry: dict[int, tuple[float, int]] = {}
         for r in unknown:
