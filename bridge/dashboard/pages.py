@@ -223,15 +223,14 @@ async def message(request: web.Request) -> web.Response:
 def _timeline(row: Any, events: list[Any]) -> list[tuple[float, str, str]]:
     """(time, status name, how the bridge learnt it) for every status the bridge saw, oldest first."""
     seen: list[tuple[float, str, str]] = []
-    statuses = []
+    first_status = True
     for event in events:
         payload = json.loads(event["payload"])
         sms = payload.get("sms") or {}
         if event["type"] == "sms.status":
-            if sms.get("previous_status") is not None and not statuses:
-                statuses.append(sms["previous_status"])
+            if first_status and sms.get("previous_status") is not None:
                 seen.append((row["created_ts"], sms.get("previous_status_name") or "", "first seen"))
-            statuses.append(sms.get("status"))
+            first_status = False
             seen.append((event["created_ts"], sms.get("status_name") or "", "status change"))
         elif event["type"] == "sms.received":
             seen.append((row["created_ts"], "received", "received by the phone"))
