@@ -9,7 +9,6 @@ from datetime import date, datetime
 from datetime import time as day_time
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -347,8 +346,7 @@ async def devices(request: web.Request) -> web.Response:
         rows.append({"device": device, "sims": sims,
                      "sent_today": sum(v for (d, _), v in sent.items() if d == device["id"])})
     pool = request.app[CONFIG].pool
-    members = [] if pool is None else await member_reports(
-        request.app[STORE], pool, ZoneInfo(request.app[CONFIG].gateway.timezone), now)
+    members = [] if pool is None else await member_reports(request.app[STORE], pool, request.app[RENDERER].zone, now)
     return page(request, "devices.html", devices=rows, pool=pool, members=members)
 
 
