@@ -60,7 +60,8 @@ async def sends_per_second(session: aiohttp.ClientSession, upstream: Child, brid
     await wait_for(all_sent, DRAIN_WITHIN, "every accepted send upstream")
     elapsed = time.monotonic() - began
     got = await get_json(session, sent_url)
-    if got["sent"] != share * len(bridges) or got["distinct"] != got["sent"]:
+    # Each replica's clients send the same texts: `share` distinct ones, each once per replica.
+    if got["sent"] != share * len(bridges) or got["distinct"] != share:
         raise SystemExit(f"bench: {share * len(bridges)} sends accepted, the upstream got {got}")
     return got["sent"] / elapsed
 
@@ -108,6 +109,18 @@ async def measure(requests: int, inbound: int, clients: int) -> list[dict[str, o
     return rows
 
 
+def figures(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """The rows as bench/run.py's figures, each PostgreSQL figure next to SQLite's as its baseline."""
+    keys = ("sqlite_1", "postgresql_1", "postgresql_2")
+    out = []
+    for measure, unit in (("sends_per_s", "sends/s"), ("deliveries_per_s", "deliveries/s")):
+        sqlite = rows[0][measure]
+        for key, row in zip(keys, rows):
+            out.append({"figure": f"{key}_{measure}", "value": row[measure], "unit": unit,
+                        "baseline": None if key == "sqlite_1" else sqlite})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every setup and print the table (or JSON)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -118,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows = asyncio.run(measure(args.requests, args.inbound, args.clients))
     if args.json:
-        print(json.dumps(rows))
+        print(json.dumps(figures(rows)))
     else:
         print(f"{'setup':<26}{'sends/s':>10}{'deliveries/s':>14}")
         for row in rows:
