@@ -522,8 +522,6 @@ class DeliveryWorker:
         if outcome is Outcome.DISABLED:
             lane.disabled = True
             lane.drop_waiting()
-        elif outcome is Outcome.RETRY and lane.quiet_until is not None:
-            lane.quiet_until = min(lane.quiet_until, next_ts)
 
     def _recorded(self, lane: _Lane, row: _Due, attempt: Attempt, outcome: Outcome, next_ts: float, now: float,
                   newly_disabled: bool, error: StoreError | None) -> None:
@@ -537,6 +535,9 @@ class DeliveryWorker:
             lane.paused_until = max(lane.paused_until, now + STORE_BACKOFF)
             lane.quiet_until = None
             return
+        if outcome is Outcome.RETRY and lane.quiet_until is not None:
+            # Only now, with the row out of `taken`: a due time reckoned before the commit left this row out.
+            lane.quiet_until = min(lane.quiet_until, next_ts)
         self._counter(lane.label, outcome).inc()
         _log_outcome(lane, row, attempt, outcome, row.attempts + 1, next_ts - now, newly_disabled)
 
