@@ -81,7 +81,8 @@ class PostgresStore(Store):
         without a country code are read in `default_region` (gateway.default_region)."""
         where = postgres_where(url)
         try:
-            pool = await asyncpg.create_pool(url, min_size=1, max_size=POOL_SIZE, command_timeout=60)
+            pool = await asyncpg.create_pool(url, min_size=1, max_size=POOL_SIZE, command_timeout=60,
+                                             init=_hold_any_text)
         except (*_PASSING, asyncpg.PostgresError, ValueError) as exc:
             raise StoreError(f"cannot connect to PostgreSQL at {where}: {_reason(exc)}") from None
         store = cls(pool, where)
@@ -165,6 +166,18 @@ class PostgresStore(Store):
         if isinstance(exc, _PASSING):
             return StoreUnavailable(f"{self.where}: the database cannot be reached now ({_reason(exc)})")
         return StoreError(f"{self.where}: {_reason(exc)}")
+
+
+async def _hold_any_text(db: asyncpg.Connection) -> None:
+    """Make text parameters storable whatever they hold: PostgreSQL text cannot hold U+0000, so a NUL is written
+    as U+FFFD (the character section 11 uses for what cannot be kept), instead of failing the whole transaction
+    it is in (a poll's batch, a group of 202s)."""
+    await db.set_type_codec("text", schema="pg_catalog", format="text",
+                            encoder=_storable_text, decoder=str)
+
+
+def _storable_text(value: str) -> str:
+    return value.replace("\x00", "\ufffd")
 
 
 def numbered(sql: str) -> str:
