@@ -46,7 +46,7 @@ from bridge.events import DeviceFacts, Event, EventType, SmsFacts, device_event,
 from bridge.gateway.models import Device, Sms, Status
 from bridge.metrics import Metrics
 from bridge.rules import AddTag, Deliver, OptIn, OptOut, PlannedAction, Router, SendSms
-from bridge.store import EventAction, NewDelivery, NewSend, Row, Store, Tx
+from bridge.store import DeviceRecord, EventAction, NewDelivery, NewSend, Row, Store, Tx
 from bridge.templating import to_json
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ class _Batch:
         self.status_changes: list[tuple[int, int, float]] = []
         self.due_changes: list[tuple[int, float]] = []
         self.stuck: list[int] = []
-        self.device_rows: list[tuple[int, str, bool, float | None, str]] = []
+        self.device_rows: list[DeviceRecord] = []
         self.events: list[Event] = []
 
     def own_number(self, device_id: int | None, sim: int | None) -> str | None:
@@ -243,7 +243,8 @@ class _Batch:
             self.events.append(device_event(True, DeviceFacts.of(device), self.now_dt, _episode(row["last_seen_ts"])))
         elif not online and row is not None:
             seen = row["last_seen_ts"]  # keep the time the episode started while it lasts
-        self.device_rows.append((device.id, device.title, online, seen, json.dumps(numbers)))
+        self.device_rows.append(DeviceRecord(device.id, device.title, online, seen, json.dumps(numbers), device.imei,
+                                             device.serial_number, device.sms_delay))
 
 
 def _numbers_by_slot(device: Device) -> list[str | None]:

@@ -134,13 +134,13 @@ class Placement:
         self._zone = zone
         self._recheck = recheck  # how soon a waiting recipient looks again (devices come back online)
 
-    async def plan(self, db: Tx, numbers: Iterable[str], now: float) -> Plan:
-        """The pool's state for a claim of recipients to `numbers`, read in the claim's transaction."""
+    async def plan(self, db: Tx, numbers: Iterable[str], devices: Mapping[int, Row], now: float) -> Plan:
+        """The pool's state for a claim of recipients to `numbers`, read in the claim's transaction (`devices`:
+        the stored devices, as the claim read them)."""
         numbers = list(numbers)
         await db.lock_pool()
         day, month = day_of(now, self._zone), month_of(now, self._zone)
         counts = await db.pool_counts(day, month, numbers)
-        devices = await db.device_rows()
         usage: dict[Key, Usage] = {}
         for member in self.pool.members:
             c = counts.get(member.key)

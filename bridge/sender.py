@@ -37,7 +37,7 @@ import logging
 import random
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -127,15 +127,16 @@ class _Recipient:
 
 @dataclass(slots=True)
 class _Bucket:
-    """A token bucket pacing one device to `per_minute` SMS."""
+    """A token bucket pacing one device: one SMS every `interval` seconds, at most `capacity` at once."""
 
-    per_minute: int
+    interval: float
+    capacity: float
     tokens: float
     updated: float
 
     def take(self, now: float) -> bool:
         """Take a token if one is free at `now`."""
-        self.tokens = min(self.per_minute, self.tokens + (now - self.updated) * self.per_minute / 60)
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) / self.interval)
         self.updated = now
         if self.tokens < 1:
             return False
@@ -144,7 +145,7 @@ class _Bucket:
 
     def next_token_ts(self, now: float) -> float:
         """When the next token will be free."""
-        return now + (1 - self.tokens) * 60 / self.per_minute
+        return now + (1 - self.tokens) * self.interval
 
 
 @dataclass(slots=True)
@@ -387,8 +388,9 @@ class Sender:
         opted = await db.opted_out([number for numbers in readings.values() for number in numbers])
         counts = await db.recent_sends([number for r in rows if r.attempts == 0 for number in readings[r.id]],
                                        now - limit.per)
+        devices = await db.device_rows()
         plan = None if self._placement is None else await self._placement.plan(
-            db, [readings[r.id][0] for r in rows], now)
+            db, [readings[r.id][0] for r in rows], devices, now)
         out = _Screened([], [], [], [], [])
         for r in rows:
             wanted = None if plan is None else _wanted(r, readings[r.id][0])
@@ -419,7 +421,7 @@ class Sender:
                 r = replace(r, device_id=member.device_id, sim=member.sim)
                 device = member.device_id
             assert device is not None
-            bucket = self._bucket(device, now)
+            bucket = self._bucket(device, _sms_delay(devices, device), now)
             if bucket is not None and not bucket.take(now):
                 out.deferred.append((r.id, None, bucket.next_token_ts(now)))
                 continue
@@ -451,11 +453,19 @@ class Sender:
             return f"send_at: {exc}"
         return None
 
-    def _bucket(self, device: int, now: float) -> _Bucket | None:
-        per_minute = self._config.gateway.max_per_minute
-        if per_minute is None:
+    def _bucket(self, device: int, sms_delay: float | None, now: float) -> _Bucket | None:
+        """The bucket pacing `device`, or None when nothing paces it; a bucket whose pace changed (the phone's
+        delaybetweeneachsms was set or changed) keeps the tokens it had, up to its new capacity."""
+        pace = _pace(self._config.gateway.max_per_minute, sms_delay)
+        if pace is None:
+            self._buckets.pop(device, None)
             return None
-        return self._buckets.setdefault(device, _Bucket(per_minute, float(per_minute), now))
+        interval, capacity = pace
+        bucket = self._buckets.get(device)
+        if bucket is None or (bucket.interval, bucket.capacity) != pace:
+            tokens = capacity if bucket is None else min(capacity, bucket.tokens)
+            bucket = self._buckets[device] = _Bucket(interval, capacity, tokens, now)
+        return bucket
 
     def _calls(self, ready: list[_Recipient]) -> list[list[_Recipient]]:
         """Upstream calls: one addsms per user-supplied customer id, the rest in addalotofsms batches."""
@@ -743,6 +753,21 @@ def _classify(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, GatewayError):
         return "auth", "queued"
     return "bug", "in_doubt"
+
+
+def _pace(per_minute: int | None, sms_delay: float | None) -> tuple[float, float] | None:
+    """A device's pace as (seconds between two SMS, SMS at once): the stricter of `gateway.max_per_minute` (a
+    minute's worth at once) and the phone's own delaybetweeneachsms (one at a time); None when neither is set."""
+    paces = ([(60 / per_minute, float(per_minute))] if per_minute else []) + ([(sms_delay, 1.0)] if sms_delay else [])
+    if not paces:
+        return None
+    return max(interval for interval, _ in paces), min(capacity for _, capacity in paces)
+
+
+def _sms_delay(devices: Mapping[int, Row], device: int) -> float | None:
+    """The phone's own delaybetweeneachsms as the last device check stored it (None: not set, or not known)."""
+    row = devices.get(device)
+    return None if row is None else row["sms_delay"]
 
 
 def _wanted(r: _Recipient, number: str) -> Wanted:

@@ -154,6 +154,7 @@ class Device:
     serial_number: str | None = None
     app_version: str | None = None
     subscription: bool = False
+    sms_delay: float | None = None  # delaybetweeneachsms: seconds the phone waits between two SMS, when set
 
     def sim_number(self, slot: int | None) -> str | None:
         """The phone number of the SIM in `slot`, when the device reports it."""

@@ -33,6 +33,7 @@ _NULL_WORDS = frozenset({"", "null", "none"})
 _OFFSET = re.compile(r"([+-])(\d{1,2})(?::?(\d{2}))?")
 _MESSAGE_LIMIT = 300
 _INT64 = 2**63  # integers the upstream sends fit in 64 bits, as the database's do
+MAX_SMS_DELAY = 3600  # seconds: the longest delaybetweeneachsms taken as pacing
 # Only a \uD800-\uDFFF escape can put a lone surrogate into decoded JSON text.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -541,7 +542,15 @@ def _device(key: object, item: object, zone: tzinfo) -> Device:
         serial_number=_opt_str(get("serialnumber")),
         app_version=_opt_str(get("appversion")),
         subscription=to_bool(get("subscription")),
+        sms_delay=_sms_delay(get("delaybetweeneachsms")),
     )
+
+
+def _sms_delay(value: object) -> float | None:
+    """A device's delaybetweeneachsms in seconds: None when unset, not a number, not positive, or beyond
+    `MAX_SMS_DELAY` (a phone that claims to wait days between SMS must not stall its sends)."""
+    seconds = to_int(value)
+    return float(seconds) if seconds is not None and 0 < seconds <= MAX_SMS_DELAY else None
 
 
 def _sims(value: object) -> tuple[SimInfo, ...]:

@@ -21,13 +21,21 @@ from bridge.store.errors import (
 )
 from bridge.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from bridge.store.postgres import PostgresStore, postgres_where
-from bridge.store.records import MESSAGE_COLUMNS, AttemptLog, EventAction, NewDelivery, NewSend, Row
+from bridge.store.records import (
+    MESSAGE_COLUMNS,
+    AttemptLog,
+    DeviceRecord,
+    EventAction,
+    NewDelivery,
+    NewSend,
+    Row,
+)
 from bridge.store.sqlite import SqliteStore
 from bridge.store.sqlite.lock import exclusive
 
 __all__ = [
-    "MESSAGE_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "AttemptLog", "EventAction", "NewDelivery", "NewSend",
-    "PostgresStore", "Row", "SchemaTooNew", "SqliteStore", "Store", "StoreCorrupt", "StoreError", "StoreFileLost",
+    "MESSAGE_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "AttemptLog", "DeviceRecord", "EventAction", "NewDelivery",
+    "NewSend", "PostgresStore", "Row", "SchemaTooNew", "SqliteStore", "Store", "StoreCorrupt", "StoreError", "StoreFileLost",
     "StoreInUse", "StoreRejected", "StoreUnavailable", "Tx", "held", "open_store", "postgres_where",
 ]
 

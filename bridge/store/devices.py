@@ -1,4 +1,5 @@
-"""The account's devices as getalldevices last reported them: titles, online state, SIM numbers."""
+"""The account's devices as getalldevices last reported them: titles, online state, SIM numbers, IMEI and serial
+number, and each phone's own pacing (delaybetweeneachsms)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 
 from bridge.store.access import Access
-from bridge.store.records import Row
+from bridge.store.records import DeviceRecord, Row
 
 
 class DeviceOps(ABC):
@@ -15,11 +16,12 @@ class DeviceOps(ABC):
 
     @abstractmethod
     async def device_rows(self) -> dict[int, Row]:
-        """Every known device (id, title, online, last_seen_ts, numbers JSON), keyed by id."""
+        """Every known device (id, title, online, last_seen_ts, numbers JSON, imei, serial, sms_delay), keyed by
+        id."""
 
     @abstractmethod
-    async def upsert_devices(self, rows: Iterable[tuple[int, str, bool, float | None, str]], now: float) -> None:
-        """Store devices as (id, title, online, last_seen_ts, numbers JSON: SIM numbers indexed by slot)."""
+    async def upsert_devices(self, rows: Iterable[DeviceRecord], now: float) -> None:
+        """Store devices as the device check saw them."""
 
 
 class DeviceReads(Access):

@@ -276,10 +276,19 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
     ALTER TABLE idempotency ADD COLUMN claimed_by TEXT;  -- the replica running a request under the key
     """,
+    # 13: what names a phone whatever id it has (IMEI, serial number) and its own pacing (delaybetweeneachsms,
+    # seconds between two SMS): NULL until the next device check reports them.
+    """
+    ALTER TABLE devices ADD COLUMN imei TEXT;
+    ALTER TABLE devices ADD COLUMN serial TEXT;
+    ALTER TABLE devices ADD COLUMN sms_delay REAL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # The version that adds the device pool's columns and tables.
 POOLED_AT = 11
+# The version that keeps a device's IMEI, serial number and own delay between SMS.
+DEVICES_NAMED_AT = 13
 # The version whose upgrade also has the backend re-key stored numbers (`SafetyOps.renumber`), right after its
 # statements; a schema created afresh has no rows to re-key.
 RENUMBERED_AT = 7

@@ -17,6 +17,21 @@ MESSAGE_COLUMNS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    """A device as the poller's device check stores it: `numbers` is the JSON list of SIM numbers by slot;
+    `imei` and `serial` name the phone whatever id it has; `sms_delay` is its own delaybetweeneachsms."""
+
+    id: int
+    title: str
+    online: bool
+    last_seen_ts: float | None
+    numbers: str = "[]"
+    imei: str | None = None
+    serial: str | None = None
+    sms_delay: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NewSend:
     """An accepted send (from the API, an inbound hook or a rule) to queue for the sender."""
 

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from api_support import Bridge, Clock, Sim, eventually
+from api_support import DEVICE, Bridge, Clock, Sim, eventually
 from test_messages import numbers
 
 from bridge.config import Config
@@ -282,6 +282,43 @@ async def test_max_per_minute_paces_each_device(
     await bridge.sender.drain_once()
     assert (await bridge.message(message_id))["status"] == "submitted"
     assert len(await sim.sent()) == 5
+
+
+async def handed_over_times(bridge: Bridge, sim: Sim, clock: Clock, count: int, seconds: int) -> list[float]:
+    """Drain the queue once a second for `seconds` (the test's clock): when each of `count` SMS was accepted."""
+    times: list[float] = []
+    for _ in range(seconds):
+        await bridge.sender.drain_once()
+        times += [clock()] * (len(await sim.sent()) - len(times))
+        if len(times) == count:
+            break
+        clock.advance(1)
+    return times
+
+
+async def test_a_devices_own_delay_between_sms_paces_it(
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+    """A phone whose delaybetweeneachsms is 5 gets its four SMS one at a time, 5 s apart, none lost."""
+    sim.state.devices[DEVICE].delay_between_sms = 5
+    clock = Clock()
+    bridge = await bridges(make_config(), start_sender=False, clock=clock)
+    await bridge.poller.check_devices()
+    message_id = (await (await bridge.send({"to": numbers(4), "body": "paced by the phone"})).json())["id"]
+    times = await handed_over_times(bridge, sim, clock, 4, 30)
+    assert [round(b - a) for a, b in zip(times, times[1:])] == [5, 5, 5]
+    assert (await bridge.message(message_id))["status"] == "submitted"
+
+
+async def test_the_stricter_of_max_per_minute_and_the_devices_delay_paces_it(
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+    """With max_per_minute 6 (one each 10 s) and the phone's delay 5 s, SMS go one at a time 10 s apart."""
+    sim.state.devices[DEVICE].delay_between_sms = 5
+    clock = Clock()
+    bridge = await bridges(make_config(gateway="max_per_minute: 6"), start_sender=False, clock=clock)
+    await bridge.poller.check_devices()
+    await bridge.send({"to": numbers(3), "body": "paced by both"})
+    times = await handed_over_times(bridge, sim, clock, 3, 40)
+    assert [round(b - a) for a, b in zip(times, times[1:])] == [10, 10]
 
 
 async def test_stop_lets_accepted_sends_stay_queued(

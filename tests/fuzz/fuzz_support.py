@@ -193,7 +193,8 @@ _sim_info = st.fixed_dictionaries({}, optional={key: json_values for key in (
 _device_item = st.fixed_dictionaries(
     {},
     optional={key: json_values for key in ("id", "title", "number", "imei", "serialnumber", "appversion",
-                                           "subscription", "createdhumanformat", "lastseenhumanformat")}
+                                           "subscription", "createdhumanformat", "lastseenhumanformat",
+                                           "delaybetweeneachsms")}
     | {"created": _date_objects, "lastseen": _date_objects,
        "siminfo": st.one_of(st.lists(st.one_of(_sim_info, json_values), max_size=3),
                             st.lists(_sim_info, max_size=3).map(json.dumps),

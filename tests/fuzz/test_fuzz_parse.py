@@ -73,6 +73,7 @@ def test_getalldevices_shaped_answers_give_devices_or_a_gateway_error(data: dict
     for device in devices:
         assert isinstance(device, Device) and isinstance(device.id, int)
         assert all(isinstance(sim.slot, int) for sim in device.sims)
+        assert device.sms_delay is None or 0 < device.sms_delay <= parse.MAX_SMS_DELAY
 
 
 @FUZZ

@@ -173,6 +173,22 @@ def test_reference_getalldevices_example_parses_devices_and_sims() -> None:
     assert sdk.sim_number(0) == "+4915752982212"
 
 
+def test_reference_getalldevices_example_gives_each_devices_own_delay_between_sms() -> None:
+    """delaybetweeneachsms null is no pacing of the phone's own; 5 is 5 seconds between two SMS."""
+    emulator, sdk = parse.parse_devices(load(GETALLDEVICES), PARIS)
+    assert (emulator.sms_delay, sdk.sms_delay) == (None, 5.0)
+
+
+@pytest.mark.parametrize(("value", "seconds"), [
+    ("7", 7.0), (7.0, 7.0), (0, None), (-3, None), ("", None), ("soon", None), ([5], None), (True, 1.0),
+    (parse.MAX_SMS_DELAY, float(parse.MAX_SMS_DELAY)), (parse.MAX_SMS_DELAY + 1, None), (10**30, None),
+])
+def test_a_devices_delay_between_sms_is_read_only_when_it_can_pace(value: object, seconds: float | None) -> None:
+    """A delay that is not a positive number of seconds, or is beyond an hour, paces nothing."""
+    (device,) = parse.parse_devices({"device": {"9": {"id": 9, "delaybetweeneachsms": value}}}, PARIS)
+    assert device.sms_delay == seconds
+
+
 def test_reference_getsmsstatus_example_without_status_reads_as_unknown() -> None:
     """The getsmsstatus example lacks sms_id and status: the asked id and UNKNOWN are reported."""
     info = parse.parse_sms_status(load(GETSMSSTATUS_OK), 62050971)

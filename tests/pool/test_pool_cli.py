@@ -12,7 +12,7 @@ import pytest
 
 from bridge.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from bridge.pool import day_of, month_of
-from bridge.store import SqliteStore
+from bridge.store import DeviceRecord, SqliteStore
 
 CONFIG = """
 gateway:
@@ -38,7 +38,7 @@ async def _seed(db_path: Path) -> None:
         async with store.transaction() as db:
             await db.count_pool_sends([(1576, 0, "+4915700000001"), (1576, 0, "+4915700000002"),
                                        (1576, 1, "+4915700000001")], day_of(now, zone), month_of(now, zone))
-            await db.upsert_devices([(1297, "SDK", False, now - 7200, "[]")], now)
+            await db.upsert_devices([DeviceRecord(1297, "SDK", False, now - 7200)], now)
     finally:
         await store.close()
 

@@ -9,7 +9,16 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bridge.store import SCHEMA_VERSION, AttemptLog, EventAction, NewDelivery, NewSend, Store, StoreError
+from bridge.store import (
+    SCHEMA_VERSION,
+    AttemptLog,
+    DeviceRecord,
+    EventAction,
+    NewDelivery,
+    NewSend,
+    Store,
+    StoreError,
+)
 from bridge.store.dashboard import DashboardReads, MessageFilter
 from bridge.store.postgres import PostgresStore
 
@@ -110,11 +119,26 @@ async def test_event_keys_already_stored_are_known(store: Store) -> None:
 async def test_devices_are_upserted_and_their_numbers_listed(store: Store) -> None:
     """A device stored again replaces its row; own numbers list every SIM number by device id."""
     async with store.transaction() as tx:
-        await tx.upsert_devices([(2, "B", True, NOW, '["+492"]'), (1, "A", False, None, '["+491", ""]')], NOW)
-        await tx.upsert_devices([(2, "B2", False, NOW, '["+493"]')], NOW)
+        await tx.upsert_devices([DeviceRecord(2, "B", True, NOW, '["+492"]'),
+                                 DeviceRecord(1, "A", False, None, '["+491", ""]')], NOW)
+        await tx.upsert_devices([DeviceRecord(2, "B2", False, NOW, '["+493"]')], NOW)
         devices = await tx.device_rows()
     assert (devices[2]["title"], devices[2]["online"]) == ("B2", 0)
     assert await store.own_numbers() == ("+491", "+493")
+
+
+async def test_a_device_keeps_its_imei_serial_and_pacing(store: Store) -> None:
+    """A device's IMEI, serial number and own delay between SMS are stored and replaced with the device."""
+    async with store.transaction() as tx:
+        await tx.upsert_devices([DeviceRecord(2, "B", True, NOW, imei="350000000000002", serial="SN2",
+                                              sms_delay=5.0)], NOW)
+        await tx.upsert_devices([DeviceRecord(3, "C", True, NOW)], NOW)
+        first = dict((await tx.device_rows())[2])
+        await tx.upsert_devices([DeviceRecord(2, "B", True, NOW, serial="SN2b")], NOW)
+        devices = await tx.device_rows()
+    assert (first["imei"], first["serial"], first["sms_delay"]) == ("350000000000002", "SN2", 5.0)
+    assert (devices[2]["imei"], devices[2]["serial"], devices[2]["sms_delay"]) == (None, "SN2b", None)
+    assert (devices[3]["imei"], devices[3]["serial"], devices[3]["sms_delay"]) == (None, None, None)
 
 
 # --- safety, idempotency -------------------------------------------------------------------------------------

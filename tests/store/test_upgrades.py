@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.store import PostgresStore, SqliteStore, Store
+from bridge.store import DeviceRecord, PostgresStore, SqliteStore, Store
 from bridge.store.dashboard import DashboardReads, MessageFilter
-from bridge.store.migrations import EVENTS_LINKED_AT, POOLED_AT, REPLICAS_AT, TEXT_INDEXED_AT
+from bridge.store.migrations import DEVICES_NAMED_AT, EVENTS_LINKED_AT, POOLED_AT, REPLICAS_AT, TEXT_INDEXED_AT
 
 NOW = 1_800_000_000.0
 Opener = Callable[[], Awaitable[Store]]
@@ -24,6 +24,9 @@ def a_message(sms_id: int, body: str, created_ts: float = NOW) -> tuple:
 async def _back_to(store: Store, version: int) -> None:
     """Make the database look as a bridge at schema `version` left it (the later upgrades not run)."""
     async with store.transaction() as tx:
+        if version < DEVICES_NAMED_AT:
+            for column in ("imei", "serial", "sms_delay"):
+                await tx.execute(f"ALTER TABLE devices DROP COLUMN {column}")
         if version < REPLICAS_AT:
             await tx.execute("DROP TABLE leases")
             for table in ("recipients", "outbox", "idempotency"):
@@ -65,6 +68,28 @@ async def test_events_an_older_bridge_stored_learn_their_sms_on_upgrade(open_sto
         assert [row[0] for row in unlinked] == ["evt_c", "evt_d"]
     finally:
         await store.close()
+
+
+async def test_devices_an_older_bridge_stored_gain_their_imei_serial_and_pacing(open_store: Opener) -> None:
+    """A device stored before the store kept IMEI, serial and pacing keeps its row, with them unknown until the
+    next device check reports them."""
+    store = await open_store()
+    await _back_to(store, DEVICES_NAMED_AT - 1)
+    async with store.transaction() as tx:
+        await tx.execute("INSERT INTO devices (id, title, online, last_seen_ts, numbers, updated_ts) "
+                         + ("VALUES (?, ?, ?, ?, ?, ?)" if isinstance(store, SqliteStore)
+                            else "VALUES ($1, $2, $3, $4, $5, $6)"), [1576, "Phone", 1, NOW, "[]", NOW])
+    await store.close()
+    store = await open_store()
+    try:
+        async with store.transaction() as tx:
+            before = dict((await tx.device_rows())[1576])
+            await tx.upsert_devices([DeviceRecord(1576, "Phone", True, NOW, imei="35", serial="SN", sms_delay=5)], NOW)
+            after = dict((await tx.device_rows())[1576])
+    finally:
+        await store.close()
+    assert (before["title"], before["imei"], before["serial"], before["sms_delay"]) == ("Phone", None, None, None)
+    assert (after["imei"], after["serial"], after["sms_delay"]) == ("35", "SN", 5)
 
 
 async def test_messages_stored_before_the_text_index_are_found_through_it(open_store: Opener) -> None:

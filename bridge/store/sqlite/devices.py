@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import aiosqlite
 
 from bridge.store.devices import DeviceOps
-from bridge.store.records import Row
+from bridge.store.records import DeviceRecord, Row
 
 
 class SqliteDevices(DeviceOps):
@@ -16,15 +16,20 @@ class SqliteDevices(DeviceOps):
     _db: aiosqlite.Connection
 
     async def device_rows(self) -> dict[int, Row]:
-        """Every known device (id, title, online, last_seen_ts, numbers JSON), keyed by id."""
-        cursor = await self._db.execute("SELECT id, title, online, last_seen_ts, numbers FROM devices")
+        """Every known device (id, title, online, last_seen_ts, numbers JSON, imei, serial, sms_delay), keyed by
+        id."""
+        cursor = await self._db.execute(
+            "SELECT id, title, online, last_seen_ts, numbers, imei, serial, sms_delay FROM devices")
         return {row["id"]: row for row in await cursor.fetchall()}
 
-    async def upsert_devices(self, rows: Iterable[tuple[int, str, bool, float | None, str]], now: float) -> None:
-        """Store devices as (id, title, online, last_seen_ts, numbers JSON: SIM numbers indexed by slot)."""
+    async def upsert_devices(self, rows: Iterable[DeviceRecord], now: float) -> None:
+        """Store devices as the device check saw them."""
         await self._db.executemany(
-            "INSERT INTO devices (id, title, online, last_seen_ts, numbers, updated_ts) VALUES (?, ?, ?, ?, ?, ?) "
+            "INSERT INTO devices (id, title, online, last_seen_ts, numbers, imei, serial, sms_delay, updated_ts) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET title = excluded.title, online = excluded.online, "
-            "last_seen_ts = excluded.last_seen_ts, numbers = excluded.numbers, updated_ts = excluded.updated_ts",
-            [(i, title, int(online), seen, numbers, now) for i, title, online, seen, numbers in rows],
+            "last_seen_ts = excluded.last_seen_ts, numbers = excluded.numbers, imei = excluded.imei, "
+            "serial = excluded.serial, sms_delay = excluded.sms_delay, updated_ts = excluded.updated_ts",
+            [(d.id, d.title, int(d.online), d.last_seen_ts, d.numbers, d.imei, d.serial, d.sms_delay, now)
+             for d in rows],
         )
