@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bridge import safety
+from bridge import numbers, safety
 from bridge.config import Config
 from bridge.events import DeviceFacts, Event, EventType, SmsFacts, device_event, sms_event
 from bridge.gateway.models import Status
@@ -93,7 +93,7 @@ def _event_safety_notes(event: Event, config: Config) -> list[str]:
     if event.type is not EventType.RECEIVED or sms is None or not sms.sender:
         return []
     notes = []
-    if safety.is_alphanumeric_sender(sms.sender):
+    if numbers.is_alphanumeric_sender(sms.sender):
         notes.append(f"{sms.sender} is an alphanumeric sender id: replies to it are refused "
                      "(unless the reply sets allow_alphanumeric)")
     if safety.is_opt_out(sms.body, config.safety):
@@ -135,12 +135,12 @@ def _describe_action(action: PlannedAction, event: Event, config: Config, engine
 
 def _stateless_refusal(action: SendSms, event: Event, config: Config) -> safety.Refusal | None:
     """The refusal the data at hand already decides: an alphanumeric recipient, or a sender opting out now."""
-    if not action.allow_alphanumeric and safety.is_alphanumeric_sender(action.to):
+    if not action.allow_alphanumeric and numbers.is_alphanumeric_sender(action.to):
         return safety.Refusal.ALPHANUMERIC
     sms = event.sms
     if event.type is not EventType.RECEIVED or sms is None or sms.sender is None:
         return None
     if safety.is_opt_out(sms.body, config.safety) and (
-            safety.same_number(action.to, sms.sender, config.gateway.default_region)):
+            numbers.same_number(action.to, sms.sender, config.gateway.default_region)):
         return safety.Refusal.OPTED_OUT
     return None

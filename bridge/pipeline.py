@@ -23,7 +23,7 @@ Choices where the upstream leaves room:
   a rule to an alphanumeric sender id or to one of the account's own SIM numbers is refused unless
   the action allows it; a reply is refused within `safety.reply_cooldown` of the same rule's last
   reply to the same sender. The opt-out list and the loop guard are applied by the sender. Numbers
-  are compared as numbers (`safety.number_readings`): opt-outs and cooldowns are kept under every
+  are compared as numbers (`bridge.numbers.number_readings`): opt-outs and cooldowns are kept under every
   E.164 number a spelling may stand for, so `+4915…`, `004915…`, `015…` and `4915…` are one sender.
 """
 
@@ -45,6 +45,7 @@ from bridge.config import SafetyConfig
 from bridge.events import DeviceFacts, Event, EventType, SmsFacts, device_event, sms_event
 from bridge.gateway.models import Device, Sms, Status
 from bridge.metrics import Metrics
+from bridge.numbers import is_alphanumeric_sender, number_readings
 from bridge.rules import AddTag, Deliver, OptIn, OptOut, PlannedAction, Router, SendSms
 from bridge.store import DeviceRecord, EventAction, NewDelivery, NewSend, Row, Store, Tx
 from bridge.templating import to_json
@@ -427,12 +428,12 @@ class Pipeline:
     async def _refusal(self, db: Tx, action: SendSms, own_numbers: list[str],
                        now: float) -> checks.Refusal | None:
         """Why a rule's send must not go out (alphanumeric, own number, reply cooldown), or None."""
-        if not action.allow_alphanumeric and checks.is_alphanumeric_sender(action.to):
+        if not action.allow_alphanumeric and is_alphanumeric_sender(action.to):
             return checks.Refusal.ALPHANUMERIC
         if not action.allow_own_numbers and checks.is_own_number(action.to, own_numbers, self.region):
             return checks.Refusal.OWN_NUMBER
         if action.is_reply:
-            readings = checks.number_readings(action.to, self.region)
+            readings = number_readings(action.to, self.region)
             replies = [ts for number in readings if (ts := await db.last_reply_ts(action.rule, number)) is not None]
             if not checks.cooldown_allows(_utc(max(replies)) if replies else None, _utc(now),
                                           self.safety.reply_cooldown):
@@ -465,7 +466,7 @@ class _Routed(NamedTuple):
 async def set_opted_out(db: Tx, number: str, opted_out: bool, source: str, now: float, region: str | None) -> str:
     """Put every number a spelling may stand for (read in `region`) on the opt-out list, or take them off;
     returns the likeliest one."""
-    readings = checks.number_readings(number, region)
+    readings = number_readings(number, region)
     for reading in readings:
         await db.set_opted_out(reading, opted_out, source, now)
     return readings[0]

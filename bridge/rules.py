@@ -31,7 +31,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bridge.config import ActionConfig, ActionKind, Config, MatchConfig, RuleConfig
 from bridge.events import RULE_EVENT_NAMES, Event, EventType
 from bridge.gateway.models import STATUS_NAMES
-from bridge.safety import keyword_of, normalize_number
+from bridge.numbers import normalize_number
+from bridge.safety import keyword_of
 from bridge.templating import CompiledTemplate, TemplateEngine, TemplateError, template_context
 
 DAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -8,12 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from bridge.config import Rate, SafetyConfig
-from bridge.numbers import e164, is_alphanumeric_sender, normalize_number, number_readings, same_number
-
-__all__ = [
-    "Refusal", "cooldown_allows", "e164", "fold", "is_alphanumeric_sender", "is_opt_in", "is_opt_out",
-    "is_own_number", "keyword_of", "loop_guard_allows", "normalize_number", "number_readings", "same_number",
-]
+from bridge.numbers import same_number
 
 
 class Refusal(enum.StrEnum):

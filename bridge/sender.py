@@ -49,6 +49,7 @@ from bridge.gateway.client import ApiError, GatewayClient, GatewayError, Upstrea
 from bridge.gateway.models import OutgoingSms, Sms
 from bridge.logs import FailureStreak
 from bridge.metrics import Metrics
+from bridge.numbers import number_readings
 from bridge.placement import FAILED_STATUSES, Placement, Wanted
 from bridge.pool import EXHAUSTED
 from bridge.store import NewSend, Row, Store, StoreError, Tx
@@ -384,7 +385,7 @@ class Sender:
         """Sort claimed rows into refused (opt-out, loop guard), failed (no device), deferred (pacing), ready."""
         limit = self._config.safety.loop_limit
         region = self._config.gateway.default_region
-        readings = {r.id: safety.number_readings(r.number, region) for r in rows}
+        readings = {r.id: number_readings(r.number, region) for r in rows}
         opted = await db.opted_out([number for numbers in readings.values() for number in numbers])
         counts = await db.recent_sends([number for r in rows if r.attempts == 0 for number in readings[r.id]],
                                        now - limit.per)

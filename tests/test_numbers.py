@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from number_spellings import REGION, phone_numbers, spellings
 
-from bridge.safety import e164, is_own_number, number_readings, same_number
+from bridge.numbers import e164, number_readings, same_number
+from bridge.safety import is_own_number
 
 @settings(max_examples=300, deadline=None)
 @given(data=st.data())

@@ -7,17 +7,16 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from bridge.config import Rate, SafetyConfig
+from bridge.numbers import is_alphanumeric_sender, normalize_number
 from bridge.safety import (
     Refusal,
     cooldown_allows,
     fold,
-    is_alphanumeric_sender,
     is_opt_in,
     is_opt_out,
     is_own_number,
     keyword_of,
     loop_guard_allows,
-    normalize_number,
 )
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from bridge import delivery, dryrun, pipeline, safety
+from bridge import delivery, dryrun, pipeline
 from bridge.appkeys import CONFIG, DELIVERY, POLLER, STORE
 from bridge.dashboard import auth
 from bridge.dashboard.render import Renderer
@@ -20,6 +20,7 @@ from bridge.store.dashboard import Cursor, DashboardReads, MessageFilter
 from bridge.events import RULE_EVENT_NAMES
 from bridge.gateway import parse
 from bridge.gateway.models import STATUS_NAMES, Status
+from bridge.numbers import normalize_number
 from bridge.placement import member_reports
 from bridge.rules import RuleError
 from bridge.server import RateLimiter
@@ -184,7 +185,7 @@ def _message_filter(params: dict[str, str], renderer: Renderer) -> tuple[Message
 
 def _number_forms(text: str) -> tuple[str, ...]:
     """The ways a number the user typed may be stored: as the poller keeps it, and with separators dropped."""
-    forms = {parse.normalize_number(text) or "", safety.normalize_number(text)}
+    forms = {parse.normalize_number(text) or "", normalize_number(text)}
     return tuple(sorted(f for f in forms if f))
 
 
