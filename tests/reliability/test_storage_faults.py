@@ -202,32 +202,26 @@ async def valid_database(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def assert_refused_as_corrupt(excinfo: pytest.ExceptionInfo[StoreCorrupt], path: Path) -> None:
-    """The refusal names the file, says it is not usable and that the bridge will not reset it."""
+async def assert_refused_as_corrupt_and_unchanged(path: Path, data: bytes) -> None:
+    """With `data` as the database file, opening raises StoreCorrupt naming the file, saying it is not usable
+    and that the bridge will not reset it; the file's bytes are not touched."""
+    path.write_bytes(data)
+    with pytest.raises(StoreCorrupt) as excinfo:
+        await SqliteStore.open(path)
     message = str(excinfo.value)
     assert str(path) in message and "not a usable SQLite database" in message and "will not reset" in message
+    assert path.read_bytes() == data
 
 
 async def test_a_file_of_random_bytes_is_refused_as_corrupt_and_left_unchanged(tmp_path: Path) -> None:
     """A file of random bytes raises StoreCorrupt and its bytes are not touched."""
-    path = tmp_path / "bridge.db"
-    junk = random.Random(1).randbytes(8192)
-    path.write_bytes(junk)
-    with pytest.raises(StoreCorrupt) as excinfo:
-        await SqliteStore.open(path)
-    assert_refused_as_corrupt(excinfo, path)
-    assert path.read_bytes() == junk
+    await assert_refused_as_corrupt_and_unchanged(tmp_path / "bridge.db", random.Random(1).randbytes(8192))
 
 
 async def test_a_truncated_header_is_refused_as_corrupt_and_left_unchanged(tmp_path: Path) -> None:
     """A database cut inside its 100-byte header raises StoreCorrupt and its bytes are not touched."""
     path = tmp_path / "bridge.db"
-    cut = (await valid_database(path))[:50]
-    path.write_bytes(cut)
-    with pytest.raises(StoreCorrupt) as excinfo:
-        await SqliteStore.open(path)
-    assert_refused_as_corrupt(excinfo, path)
-    assert path.read_bytes() == cut
+    await assert_refused_as_corrupt_and_unchanged(path, (await valid_database(path))[:50])
 
 
 async def test_a_garbage_schema_page_is_refused_as_corrupt_and_left_unchanged(tmp_path: Path) -> None:
@@ -236,11 +230,7 @@ async def test_a_garbage_schema_page_is_refused_as_corrupt_and_left_unchanged(tm
     good = await valid_database(path)
     page = 4096
     broken = good[:page] + random.Random(2).randbytes(page) + good[2 * page:]
-    path.write_bytes(broken)
-    with pytest.raises(StoreCorrupt) as excinfo:
-        await SqliteStore.open(path)
-    assert_refused_as_corrupt(excinfo, path)
-    assert path.read_bytes() == broken
+    await assert_refused_as_corrupt_and_unchanged(path, broken)
 
 
 async def test_a_corrupt_table_page_found_after_start_raises_store_corrupt(tmp_path: Path) -> None:
