@@ -422,15 +422,19 @@ def parse_count(data: object) -> int:
     return sum(1 for _ in _entries(answer.get("smss"), "smss"))
 
 
+def _row_id(value: object, key: object) -> int | None:
+    """A row's id: its `id` field, else the key the row is listed under in an id-keyed object."""
+    found = to_int(value)
+    return found if found is not None else to_int(key)
+
+
 def _sms(key: object, item: object, zone: tzinfo) -> Sms:
     if type(item) is not dict:
         raise _Unreadable("a message in `smss` is not an object")
     get = item.get  # type: ignore[union-attr]
-    sms_id = to_int(get("id"))
+    sms_id = _row_id(get("id"), key)
     if sms_id is None:
-        sms_id = to_int(key)
-        if sms_id is None:
-            raise _Unreadable("a message in `smss` has no usable id (a 64-bit integer)")
+        raise _Unreadable("a message in `smss` has no usable id (a 64-bit integer)")
     created = parse_date(get("created"), zone)
     if created is None:
         raise _Unreadable(f"message {sms_id} has no readable `created` date")
@@ -524,11 +528,9 @@ def _device(key: object, item: object, zone: tzinfo) -> Device:
     if type(item) is not dict:
         raise MalformedResponse("a device in `device` is not an object")
     get = item.get  # type: ignore[union-attr]
-    device_id = to_int(get("id"))
+    device_id = _row_id(get("id"), key)
     if device_id is None:
-        device_id = to_int(key)
-        if device_id is None:
-            raise MalformedResponse("a device has no readable id")
+        raise MalformedResponse("a device has no readable id")
     last_seen = parse_date(get("lastseen"), zone) or parse_date(get("lastseenhumanformat"), zone)
     created = parse_date(get("created"), zone) or parse_date(get("createdhumanformat"), zone)
     return Device(
