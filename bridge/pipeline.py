@@ -40,6 +40,7 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 
+from bridge import device_identity
 from bridge import safety as checks
 from bridge.config import SafetyConfig
 from bridge.events import DeviceFacts, Event, EventType, SmsFacts, device_event, sms_event
@@ -163,6 +164,7 @@ class _Batch:
         self.due_changes: list[tuple[int, float]] = []
         self.stuck: list[int] = []
         self.device_rows: list[DeviceRecord] = []
+        self.device_moves: list[tuple[int, int]] = []
         self.events: list[Event] = []
 
     def own_number(self, device_id: int | None, sim: int | None) -> str | None:
@@ -311,6 +313,8 @@ class Pipeline:
         # Devices first: messages in the same batch then name the SIM numbers just reported.
         for observation in sorted(observations, key=lambda o: not isinstance(o, DeviceSeen)):
             batch.see(observation)
+        if batch.device_rows:
+            batch.device_moves = device_identity.moves(batch.devices, batch.device_rows)
         return batch
 
     @staticmethod
@@ -325,6 +329,11 @@ class Pipeline:
             await db.mark_stuck_reported(batch.stuck)
         if batch.device_rows:
             await db.upsert_devices(batch.device_rows, batch.now)
+        if batch.device_moves:
+            await db.move_devices(batch.device_moves, batch.now)
+            for old, new in batch.device_moves:
+                log.warning("device %d signed in again and is listed as device %d now; pool members on it follow it",
+                            old, new)
 
     @staticmethod
     async def _new_events(db: Tx, candidates: list[Event], now: float) -> list[Event]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from bridge.config import PoolConfig
+from bridge.device_identity import listed_id
 from bridge.pool import Key, Member, PoolState, Request, Strategy, Usage, choose, day_of, month_of, next_midnight
 from bridge.store import Row, Store, Tx
 
@@ -54,10 +55,11 @@ async def member_reports(store: Store, pool: PoolConfig, zone: ZoneInfo, now: fl
     counts = await store.pool_counts(day_of(now, zone), month_of(now, zone))
     async with store.reading() as db:
         devices = await db.device_rows()
+    listed = listed_ids(devices, pool)
     reports = []
     for member in pool.members:
         c = counts.get(member.key)
-        reports.append(MemberReport(member, _online(devices, member.device_id),
+        reports.append(MemberReport(member, _online(devices, listed.get(member.device_id, member.device_id)),
                                     c.sent_today if c else 0, c.recipients_this_month if c else 0))
     return reports
 
@@ -85,6 +87,7 @@ class Plan:
     day: str
     month: str
     wake_at: float
+    listed: Mapping[int, int] = field(default_factory=dict)  # a member's device id -> the id it is listed under
     members: dict[int, Key] = field(default_factory=dict)
     assigned: dict[str, Key] = field(default_factory=dict)
     counted: list[tuple[int, int, str]] = field(default_factory=list)
@@ -95,29 +98,44 @@ class Plan:
             return True
         if w.send_device is None:
             return True
-        return w.is_reply and self.state.member((w.send_device, w.send_sim or 0)) is not None
+        return self.state.member(self._receiving(w)) is not None
 
     def place(self, w: Wanted) -> Member | None:
         """The member `w` goes out on, or None while no member is usable (it waits: pool_exhausted)."""
         if w.placed is not None:
             member = self.state.member(w.placed)
             return member if member is not None else Member(*w.placed)
-        prefer = (w.send_device, w.send_sim or 0) if w.is_reply and w.send_device is not None else None
+        prefer = self._receiving(w)
         sim = w.send_sim if w.send_device is None else None
         request = Request(w.number, assigned=self.assignments.get(w.number), prefer=prefer, avoid=w.avoid, sim=sim)
         return choose(self.state, self.pool.strategy, request)
 
     def take(self, w: Wanted, key: Key) -> None:
         """Note that `w` is handed upstream on `key` in this claim (counted when `key` is a member)."""
+        key = self.member_key(*key)
         member = self.state.member(key)
         if self.manages(w):
             self.members[w.id] = key
-            preferred = w.is_reply and (w.send_device, w.send_sim or 0) == key
+            preferred = self._receiving(w) == key
             if self.pool.strategy is Strategy.STICKY and not preferred and self.assignments.get(w.number) != key:
                 self.assignments[w.number] = self.assigned[w.number] = key
         if member is not None:
             self.state = self.state.after(member, w.number)
             self.counted.append((key[0], key[1], w.number))
+
+    def upstream_device(self, member: Member) -> int:
+        """The device id an SMS on `member` is handed upstream with: the one its phone is listed under now."""
+        return self.listed.get(member.device_id, member.device_id)
+
+    def member_key(self, device_id: int, sim: int) -> Key:
+        """The member key of an SMS on (device_id, sim): a phone listed under a new id is still its member."""
+        return (_configured(self.listed).get(device_id, device_id), sim)
+
+    def _receiving(self, w: Wanted) -> Key | None:
+        """The member key of the device and SIM that received the SMS a reply answers (None: not a reply)."""
+        if not w.is_reply or w.send_device is None:
+            return None
+        return self.member_key(w.send_device, w.send_sim or 0)
 
     async def commit(self, db: Tx, now: float) -> None:
         """Write the claim's placements, counts and new sticky assignments in the claim's transaction."""
@@ -133,6 +151,7 @@ class Placement:
         self.pool = pool
         self._zone = zone
         self._recheck = recheck  # how soon a waiting recipient looks again (devices come back online)
+        self._listed: dict[int, int] = {}  # as the last claim read it: a member's device id -> its id now
 
     async def plan(self, db: Tx, numbers: Iterable[str], devices: Mapping[int, Row], now: float) -> Plan:
         """The pool's state for a claim of recipients to `numbers`, read in the claim's transaction (`devices`:
@@ -141,20 +160,23 @@ class Placement:
         await db.lock_pool()
         day, month = day_of(now, self._zone), month_of(now, self._zone)
         counts = await db.pool_counts(day, month, numbers)
+        self._listed = listed_ids(devices, self.pool)
         usage: dict[Key, Usage] = {}
         for member in self.pool.members:
             c = counts.get(member.key)
-            online = _online(devices, member.device_id)
+            online = _online(devices, self._listed.get(member.device_id, member.device_id))
             usage[member.key] = Usage(online, c.sent_today, c.recipients_this_month, c.known_numbers) if c \
                 else Usage(online)
         wake_at = min(next_midnight(now, self._zone), now + self._recheck)
         return Plan(self.pool, PoolState(self.pool.members, usage), await db.pool_assignments(numbers), day, month,
-                    wake_at)
+                    wake_at, dict(self._listed))
 
     def members_of(self, sends: Iterable[tuple[int | None, int | None]]) -> list[Key]:
-        """The (device_id, sim) pairs among `sends` that are pool members (their counts may be taken back)."""
+        """The members among `sends`, (device_id, sim) as handed upstream, whose counts may be taken back."""
         keys = {m.key for m in self.pool.members}
-        return [(d, s) for d, s in sends if d is not None and s is not None and (d, s) in keys]
+        configured = _configured(self._listed)
+        members = [(configured.get(d, d), s) for d, s in sends if d is not None and s is not None]
+        return [key for key in members if key in keys]
 
     def day(self, ts: float) -> str:
         """The local day `ts` counts on."""
@@ -164,6 +186,17 @@ class Placement:
     def fails_over(self) -> bool:
         """True when failed SMS go out once more on another member (failover on, and another member exists)."""
         return self.pool.failover and len(self.pool.members) > 1
+
+
+def listed_ids(devices: Mapping[int, Row], pool: PoolConfig) -> dict[int, int]:
+    """The members' device ids whose phones are listed under another id now (signed in again), to that id."""
+    listed = {m.device_id: listed_id(devices, m.device_id) for m in pool.members}
+    return {old: new for old, new in listed.items() if new != old}
+
+
+def _configured(listed: Mapping[int, int]) -> dict[int, int]:
+    """The reverse of `listed`: a phone's id now -> the member's device id."""
+    return {new: old for old, new in listed.items()}
 
 
 def _online(devices: Mapping[int, Row], device_id: int) -> bool:

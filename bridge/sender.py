@@ -419,8 +419,8 @@ class Sender:
                 if member is None:
                     out.waiting.append((r.id, EXHAUSTED, plan.wake_at))
                     continue
-                r = replace(r, device_id=member.device_id, sim=member.sim)
-                device = member.device_id
+                device = plan.upstream_device(member)
+                r = replace(r, device_id=device, sim=member.sim)
             assert device is not None
             bucket = self._bucket(device, _sms_delay(devices, device), now)
             if bucket is not None and not bucket.take(now):

@@ -35,8 +35,8 @@ from bridge.store.sqlite.lock import exclusive
 
 __all__ = [
     "MESSAGE_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "AttemptLog", "DeviceRecord", "EventAction", "NewDelivery",
-    "NewSend", "PostgresStore", "Row", "SchemaTooNew", "SqliteStore", "Store", "StoreCorrupt", "StoreError", "StoreFileLost",
-    "StoreInUse", "StoreRejected", "StoreUnavailable", "Tx", "held", "open_store", "postgres_where",
+    "NewSend", "PostgresStore", "Row", "SchemaTooNew", "SqliteStore", "Store", "StoreCorrupt", "StoreError",
+    "StoreFileLost", "StoreInUse", "StoreRejected", "StoreUnavailable", "Tx", "held", "open_store", "postgres_where",
 ]
 
 

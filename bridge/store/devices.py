@@ -16,12 +16,16 @@ class DeviceOps(ABC):
 
     @abstractmethod
     async def device_rows(self) -> dict[int, Row]:
-        """Every known device (id, title, online, last_seen_ts, numbers JSON, imei, serial, sms_delay), keyed by
-        id."""
+        """Every known device (id, title, online, last_seen_ts, numbers JSON, imei, serial, sms_delay, moved_to),
+        keyed by id."""
 
     @abstractmethod
     async def upsert_devices(self, rows: Iterable[DeviceRecord], now: float) -> None:
-        """Store devices as the device check saw them."""
+        """Store devices as the device check saw them (a device listed under its own id is no longer moved)."""
+
+    @abstractmethod
+    async def move_devices(self, moves: Iterable[tuple[int, int]], now: float) -> None:
+        """Note (old id, new id) for phones whose app signed in again and that are listed under the new id."""
 
 
 class DeviceReads(Access):

@@ -283,12 +283,19 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE devices ADD COLUMN serial TEXT;
     ALTER TABLE devices ADD COLUMN sms_delay REAL;
     """,
+    # 14: the id a phone is listed under since its app signed in again and the upstream gave it a new one (NULL:
+    # its own), so that the pool follows a member to it (`bridge.device_identity`).
+    """
+    ALTER TABLE devices ADD COLUMN moved_to INTEGER;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # The version that adds the device pool's columns and tables.
 POOLED_AT = 11
 # The version that keeps a device's IMEI, serial number and own delay between SMS.
 DEVICES_NAMED_AT = 13
+# The version that keeps where a phone went when its app signed in again under a new id.
+DEVICES_FOLLOWED_AT = 14
 # The version whose upgrade also has the backend re-key stored numbers (`SafetyOps.renumber`), right after its
 # statements; a schema created afresh has no rows to re-key.
 RENUMBERED_AT = 7

@@ -3,11 +3,13 @@ stickiness across restarts, failover and sends that wait for a usable member."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from api_support import API_KEY, Bridge, Sim, eventually
 from test_messages import numbers
 
@@ -210,3 +212,53 @@ async def test_a_reply_keeps_the_receiving_member_unless_it_is_offline(
 
 async def _sent_count(sim: Sim, count: int) -> bool:
     return len(await sim.sent()) >= count
+
+
+async def reauthenticate(sim: Sim, device_id: int) -> int:
+    """POST /simulator/reauth: the phone's app signs in again; the id it is listed under now."""
+    async with sim.session.post(sim.url + "/simulator/reauth", json={"device_id": device_id}) as response:
+        assert response.status == 200, await response.text()
+        return int((await response.json())["device_id"])
+
+
+async def test_a_member_whose_app_signed_in_again_is_followed_under_its_new_id(
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A's phone gets a new id: its recipient's sends keep going out on that phone, under the new id, none lost,
+    and the move is logged once."""
+    bridge = await bridges(make_config(extra=pool_yaml()))
+    to = number_placed_on(A)
+    await bridge.poller.check_devices()
+    before = await send_all(bridge, to, 2)
+    for message_id in before:
+        await bridge.settled(message_id)
+    new_id = await reauthenticate(sim, A[0])
+    with caplog.at_level(logging.INFO, logger="bridge.pipeline"):
+        await bridge.poller.check_devices()
+        after = await send_all(bridge, to, 2)
+        for message_id in after:
+            assert (await bridge.settled(message_id))["status"] == "submitted"
+        await bridge.poller.check_devices()
+    assert [(s["to"], (s["device_id"], s["sim"])) for s in await sim.sent()] == [
+        (to, A), (to, A), (to, (new_id, A[1])), (to, (new_id, A[1]))]
+    moved = [r.getMessage() for r in caplog.records if "signed in again" in r.getMessage()]
+    assert len(moved) == 1 and str(A[0]) in moved[0] and str(new_id) in moved[0]
+
+
+async def test_a_followed_member_keeps_its_daily_count(
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+    """With A's daily limit 3, two sends before its new id and three after: A takes one more, B the other two,
+    and A shows 3 sent today, online."""
+    bridge = await bridges(make_config(extra=pool_yaml(a_limit=3)))
+    to = number_placed_on(A)
+    await bridge.poller.check_devices()
+    for message_id in await send_all(bridge, to, 2):
+        await bridge.settled(message_id)
+    new_id = await reauthenticate(sim, A[0])
+    await bridge.poller.check_devices()
+    for message_id in await send_all(bridge, to, 3):
+        assert (await bridge.settled(message_id))["status"] == "submitted"
+    assert await sent_on(sim) == Counter({A: 2, (new_id, A[1]): 1, B: 2})
+    health = await (await bridge.client.get("/healthz")).json()
+    member_a = health["pool"]["members"][0]
+    assert (member_a["device_id"], member_a["sent_today"], member_a["online"]) == (A[0], 3, True)

@@ -127,6 +127,17 @@ async def test_devices_are_upserted_and_their_numbers_listed(store: Store) -> No
     assert await store.own_numbers() == ("+491", "+493")
 
 
+async def test_a_device_moved_to_a_new_id_is_itself_again_once_listed(store: Store) -> None:
+    """A device noted as moved to a new id keeps that until it is listed again under its own id."""
+    async with store.transaction() as tx:
+        await tx.upsert_devices([DeviceRecord(1, "A", True, NOW), DeviceRecord(5, "A", True, NOW)], NOW)
+        await tx.move_devices([(1, 5)], NOW)
+        moved = (await tx.device_rows())[1]["moved_to"]
+        await tx.upsert_devices([DeviceRecord(1, "A", True, NOW)], NOW)
+        devices = await tx.device_rows()
+    assert (moved, devices[1]["moved_to"], devices[5]["moved_to"]) == (5, None, None)
+
+
 async def test_a_device_keeps_its_imei_serial_and_pacing(store: Store) -> None:
     """A device's IMEI, serial number and own delay between SMS are stored and replaced with the device."""
     async with store.transaction() as tx:

@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 
 from bridge.store import DeviceRecord, PostgresStore, SqliteStore, Store
 from bridge.store.dashboard import DashboardReads, MessageFilter
-from bridge.store.migrations import DEVICES_NAMED_AT, EVENTS_LINKED_AT, POOLED_AT, REPLICAS_AT, TEXT_INDEXED_AT
+from bridge.store.migrations import (
+    DEVICES_FOLLOWED_AT,
+    DEVICES_NAMED_AT,
+    EVENTS_LINKED_AT,
+    POOLED_AT,
+    REPLICAS_AT,
+    TEXT_INDEXED_AT,
+)
 
 NOW = 1_800_000_000.0
 Opener = Callable[[], Awaitable[Store]]
@@ -24,6 +31,8 @@ def a_message(sms_id: int, body: str, created_ts: float = NOW) -> tuple:
 async def _back_to(store: Store, version: int) -> None:
     """Make the database look as a bridge at schema `version` left it (the later upgrades not run)."""
     async with store.transaction() as tx:
+        if version < DEVICES_FOLLOWED_AT:
+            await tx.execute("ALTER TABLE devices DROP COLUMN moved_to")
         if version < DEVICES_NAMED_AT:
             for column in ("imei", "serial", "sms_delay"):
                 await tx.execute(f"ALTER TABLE devices DROP COLUMN {column}")
