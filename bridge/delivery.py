@@ -287,7 +287,8 @@ class DeliveryWorker:
         self._engine = engine
         self._gateway = gateway
         self._metrics = metrics
-        self._failures = FailureStreak(log, "delivery: a round over the outbox")
+        self._failures = FailureStreak(log, "delivery: a round over the outbox",
+                                       metrics.worker_failures.labels(worker="delivery"))
         self._clock = clock
         self._rng = rng or random.Random()
         self._lanes = [_webhook_lane(hook) for hook in config.webhooks.values()]
@@ -355,7 +356,6 @@ class DeliveryWorker:
                 delay = await self._idle_delay()
             except Exception as exc:
                 # The loop is all that moves the outbox: it must outlive any one bad round.
-                self._metrics.worker_failures.labels(worker="delivery").inc()
                 self._failures.failed(exc, STORE_BACKOFF, expected=isinstance(exc, StoreError))
                 delay = STORE_BACKOFF
             else:

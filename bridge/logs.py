@@ -71,9 +71,11 @@ class FailureStreak:
     same traceback every pass; the operator needs the first one and the moment it works again.
     """
 
-    def __init__(self, logger: logging.Logger, what: str) -> None:
+    def __init__(self, logger: logging.Logger, what: str, counter: Any = None) -> None:
+        """`counter` (a Prometheus counter child), when given, counts every failed pass, logged or not."""
         self._logger = logger
         self._what = what
+        self._counter = counter
         self._seen: set[tuple[type[BaseException], str]] = set()
         self._failures = 0
 
@@ -83,6 +85,8 @@ class FailureStreak:
         An `expected` failure (the store is unavailable, say) is a warning without a traceback.
         """
         self._failures += 1
+        if self._counter is not None:
+            self._counter.inc()
         key = (type(exc), str(exc))
         if key in self._seen:
             return

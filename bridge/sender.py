@@ -180,7 +180,8 @@ class Sender:
         self._store = store
         self._gateway = gateway
         self._metrics = metrics
-        self._failures = FailureStreak(log, "sender: a pass over the send queue")
+        self._failures = FailureStreak(log, "sender: a pass over the send queue",
+                                       metrics.worker_failures.labels(worker="sender"))
         self._clock = clock
         self._batch_size = batch_size
         self._in_doubt_after = 2 * config.gateway.timeout if in_doubt_after is None else in_doubt_after
@@ -295,7 +296,6 @@ class Sender:
                 await self.drain_once()
                 wait = await self._idle_wait()
             except Exception as exc:
-                self._metrics.worker_failures.labels(worker="sender").inc()
                 self._failures.failed(exc, ERROR_WAIT, expected=isinstance(exc, StoreError))
                 wait = ERROR_WAIT
             else:
