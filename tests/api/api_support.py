@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import textwrap
 import time
 from collections.abc import Awaitable, Callable
@@ -13,6 +12,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from waiting import WAIT, eventually
 
 from bridge.appkeys import CONFIG, GATEWAY, HTTP, METRICS, POLLER, SENDER, STORE
 from bridge.config import Config, load_config
@@ -31,7 +31,6 @@ API_KEY = "k-test-0123456789abcdef"
 OTHER_KEY = "k-other-fedcba9876543210"
 DEVICE = 1576
 ALERT_TO = "+4915752982212"
-WAIT = 20.0
 
 
 class Clock:
@@ -155,17 +154,21 @@ class Bridge:
     async def settled(self, message_id: str, timeout: float = WAIT) -> dict[str, Any]:
         """The message once no recipient is queued or in doubt and every submitted one knows its sms_id (polling
         meanwhile, as the bridge's poller does: its listings teach the ids of SMS sent in batches)."""
-        deadline = time.monotonic() + timeout
-        while True:
+        seen: list[dict[str, Any]] = []
+
+        async def settled_message() -> dict[str, Any] | None:
             message = await self.message(message_id)
+            seen[:] = [message]
             states = [r["state"] for r in message["recipients"]]
             learning = any(r["state"] == "submitted" and r["sms_id"] is None for r in message["recipients"])
             if not {"queued", "in_doubt"} & set(states) and not learning:
                 return message
-            assert time.monotonic() < deadline, f"message did not settle: {message}"
             if learning:
                 await self.poller.poll_once()
-            await asyncio.sleep(0.05)
+            return None
+
+        return await eventually(settled_message, what=lambda: f"message {message_id} to settle: {seen}",
+                                timeout=timeout, interval=0.05)
 
     async def close(self) -> None:
         """Stop everything, newest first."""
@@ -203,11 +206,3 @@ async def start_bridge(config: Config, *, start_sender: bool = True, in_doubt_af
         await sender.start()
     closers.append(lambda: sender.stop(grace=0))
     return Bridge(config, store, sender, poller, client, metrics, session, clock, closers)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = WAIT, what: str = "condition") -> None:
-    """Wait until `check()` is true, at most `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)

@@ -6,13 +6,13 @@ import asyncio
 import contextlib
 import shutil
 import socket
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 from api_support import ALERT_TO, API_KEY, Bridge, Sim
+from waiting import eventually
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 AMTOOL = shutil.which("amtool")
@@ -78,16 +78,16 @@ async def alertmanager(tmp_path: Path, bridge_url: str) -> AsyncIterator[str]:
 
 async def wait_ready(url: str, process: asyncio.subprocess.Process, log: Path) -> None:
     """Wait until Alertmanager answers /-/ready."""
-    deadline = time.monotonic() + STARTUP_WAIT
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
-        while True:
+
+        async def ready() -> bool:
             assert process.returncode is None, f"alertmanager exited: {log.read_text(errors='replace')[-2000:]}"
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                 async with session.get(url + "/-/ready") as response:
-                    if response.status == 200:
-                        return
-            assert time.monotonic() < deadline, "alertmanager did not become ready"
-            await asyncio.sleep(0.1)
+                    return response.status == 200
+            return False
+
+        await eventually(ready, what="alertmanager to answer /-/ready", timeout=STARTUP_WAIT, interval=0.1)
 
 
 async def amtool(*args: str) -> str:
@@ -104,12 +104,9 @@ async def test_alert_added_with_amtool_is_sent_as_an_sms(bridge: Bridge, sim: Si
     async with alertmanager(tmp_path, bridge.url) as url:
         await amtool("alert", "add", f"--alertmanager.url={url}", "HighTemp", "severity=critical", "instance=a",
                      "--annotation=summary=Temp high on a")
-        deadline = time.monotonic() + DELIVERY_WAIT
-        while not (sent := await sim.sent()):
-            assert time.monotonic() < deadline, (
-                "no SMS within 30 s; alertmanager log:\n"
-                + (tmp_path / "alertmanager.log").read_text(errors="replace")[-3000:])
-            await asyncio.sleep(0.2)
+        sent = await eventually(sim.sent, what=lambda: "an SMS; alertmanager log:\n"
+                                + (tmp_path / "alertmanager.log").read_text(errors="replace")[-3000:],
+                                timeout=DELIVERY_WAIT, interval=0.2)
     [sms] = sent
     assert sms["to"] == ALERT_TO
     assert sms["body"].startswith("[FIRING:1] HighTemp") and "Temp high on a" in sms["body"]

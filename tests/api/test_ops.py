@@ -6,7 +6,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
-from api_support import API_KEY, Bridge, Clock, Sim, eventually, write_config
+from api_support import API_KEY, Bridge, Clock, Sim, write_config
+from waiting import eventually
 
 from bridge.app import build_app
 from bridge.config import Config

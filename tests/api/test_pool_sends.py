@@ -10,8 +10,9 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from api_support import API_KEY, Bridge, Sim, eventually
+from api_support import API_KEY, Bridge, Sim
 from test_messages import numbers
+from waiting import eventually
 
 from bridge.config import Config
 from bridge.pool import Member, sticky_order

@@ -12,8 +12,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from api_support import DEVICE, Bridge, Clock, Sim, eventually
+from api_support import DEVICE, Bridge, Clock, Sim
 from test_messages import numbers
+from waiting import eventually
 
 from bridge.config import Config
 from bridge.sender import LEARN_POLLS

@@ -10,10 +10,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))  # the shared bridge, sink and waits
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))  # the shared bridge and sink
 
 from dashboard_support import Browser, Dashboard, browser_or_skip, write_dashboard_config  # noqa: E402
-from reliability_support import RunningBridge, Sink, SimulatorControl, eventually, running_bridge, serve_sink  # noqa: E402
+from reliability_support import RunningBridge, Sink, SimulatorControl, running_bridge, serve_sink  # noqa: E402
+from waiting import eventually  # noqa: E402
 
 from bridge.gateway.simulator import build_simulator_app, serve_simulator  # noqa: E402
 

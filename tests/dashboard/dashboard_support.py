@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import html
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import pytest
+from waiting import eventually
 
 API_KEY = "k-dashboard-0123456789"
 HOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 XSS = "<img src=x onerror=alert(1)>"
-WAIT = 20.0
 _CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
+T = TypeVar("T")
 
 _CONFIG = """\
 gateway:
@@ -119,11 +121,18 @@ class Browser:
         """Load a page."""
         self.driver.get(url)
 
-    def wait_for(self, condition: Any, timeout: float = WAIT, what: str = "condition") -> Any:
-        """Wait until `condition(driver)` is truthy (Selenium's bounded wait); its value."""
-        from selenium.webdriver.support.ui import WebDriverWait
+    async def wait_for(self, condition: Callable[[Any], T], what: str) -> T:
+        """The first truthy value of `condition(driver)`, an element not (yet) on the page counting as not yet:
+        the one bounded wait, each look in a thread so that the bridge's event loop runs on meanwhile."""
+        from selenium.common.exceptions import NoSuchElementException
 
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(condition, f"waiting for {what}")
+        def look() -> T | None:
+            try:
+                return condition(self.driver)
+            except NoSuchElementException:
+                return None
+
+        return await eventually(lambda: asyncio.to_thread(look), what=what, interval=0.05)
 
     def screenshot(self, path: Path) -> None:
         """Save the page as a PNG."""

@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 
 from dashboard_support import API_KEY, XSS, Browser
-from reliability_support import Reply, RunningBridge, SimulatorControl, Sink, eventually
+from reliability_support import Reply, RunningBridge, SimulatorControl, Sink
+from waiting import eventually
 
 from bridge.appkeys import STORE
 
@@ -22,14 +23,17 @@ async def _in_thread(function, *args):
     return await asyncio.to_thread(function, *args)
 
 
-def _sign_in(browser: Browser, url: str) -> None:
+async def _sign_in(browser: Browser, url: str) -> None:
     from selenium.webdriver.common.by import By
 
-    browser.open(url + "/ui/")
-    browser.wait_for(lambda d: d.find_elements(By.NAME, "key"), what="the sign-in form")
-    browser.driver.find_element(By.NAME, "key").send_keys(API_KEY)
-    browser.driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    browser.wait_for(lambda d: d.find_elements(By.CSS_SELECTOR, "#overview"), what="the overview")
+    def submit_key() -> None:
+        browser.driver.find_element(By.NAME, "key").send_keys(API_KEY)
+        browser.driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+
+    await _in_thread(browser.open, url + "/ui/")
+    await browser.wait_for(lambda d: d.find_elements(By.NAME, "key"), what="the sign-in form")
+    await _in_thread(submit_key)
+    await browser.wait_for(lambda d: d.find_elements(By.CSS_SELECTOR, "#overview"), what="the overview")
 
 
 def _shot(browser: Browser, name: str) -> None:
@@ -42,22 +46,20 @@ async def test_an_inbound_sms_appears_live_and_its_page_shows_the_timeline(
     """Signed in on the messages page, a new SMS shows up without a reload; its page lists its timeline."""
     from selenium.webdriver.common.by import By
 
-    await _in_thread(_sign_in, browser, bridge.url)
+    await _sign_in(browser, bridge.url)
     await _in_thread(_shot, browser, "overview")
     await _in_thread(browser.open, bridge.url + "/ui/messages")
-    await _in_thread(browser.wait_for, lambda d: d.execute_script(
-        "return !document.getElementById('live-status').hidden"), 20.0, "the live stream to open")
+    await browser.wait_for(lambda d: d.execute_script("return !document.getElementById('live-status').hidden"),
+                           what="the live stream to open")
     sms_id = await sim.inbound("+4915888888888", "Is my order 1234 ready?")
     row = f'tr[data-sms-id="{sms_id}"]'
-    await _in_thread(browser.wait_for, lambda d: d.find_elements(By.CSS_SELECTOR, row), 20.0, "the new row")
+    await browser.wait_for(lambda d: d.find_elements(By.CSS_SELECTOR, row), what="the new row")
     await eventually(lambda: sink.delivered(), what="the webhook")
     await _in_thread(_shot, browser, "messages")
     await _in_thread(lambda: browser.driver.find_element(By.CSS_SELECTOR, f"{row} a").click())
-    timeline = await _in_thread(browser.wait_for, lambda d: d.find_elements(By.CSS_SELECTOR, "#timeline li"),
-                                20.0, "the timeline")
+    timeline = await browser.wait_for(lambda d: d.find_elements(By.CSS_SELECTOR, "#timeline li"), what="the timeline")
     assert "received" in timeline[0].text
-    await _in_thread(browser.wait_for, lambda d: "delivered" in d.find_element(By.ID, "sms").text, 20.0,
-                     "the delivery outcome")
+    await browser.wait_for(lambda d: "delivered" in d.find_element(By.ID, "sms").text, what="the delivery outcome")
     await _in_thread(_shot, browser, "sms")
 
 
@@ -70,15 +72,15 @@ async def test_replay_in_a_dead_deliverys_row_reaches_the_sink(
     await sim.inbound("+4915999999999", "hello")
     await eventually(lambda: bridge.app[STORE].fetch_all("SELECT id FROM outbox WHERE state = 'dead'"),
                      what="the delivery to be dead")
-    await _in_thread(_sign_in, browser, bridge.url)
+    await _sign_in(browser, bridge.url)
     await _in_thread(browser.open, bridge.url + "/ui/deliveries")
-    button = await _in_thread(browser.wait_for, lambda d: d.find_elements(By.CSS_SELECTOR, "tr.state-dead button"),
-                              20.0, "the Replay button")
+    button = await browser.wait_for(lambda d: d.find_elements(By.CSS_SELECTOR, "tr.state-dead button"),
+                                    what="the Replay button")
     assert button[0].text == "Replay"
     await _in_thread(_shot, browser, "deliveries")
     await _in_thread(button[0].click)
-    await _in_thread(browser.wait_for, lambda d: "re-queued" in d.find_element(By.CSS_SELECTOR, ".notice").text,
-                     20.0, "the notice")
+    await browser.wait_for(lambda d: "re-queued" in d.find_element(By.CSS_SELECTOR, ".notice").text,
+                           what="the notice")
     await eventually(lambda: sink.delivered(), what="the replayed webhook")
     for name, path in (("sends", "/ui/sends"), ("devices", "/ui/devices"), ("opt-outs", "/ui/opt-outs"),
                        ("rules", "/ui/rules")):
@@ -92,8 +94,8 @@ async def test_markup_in_an_sms_shows_as_text(browser: Browser, bridge: RunningB
 
     sms_id = await sim.inbound("+4915000000001", XSS)
     await eventually(lambda: bridge.received_ids(), what="the SMS to be recorded")
-    await _in_thread(_sign_in, browser, bridge.url)
+    await _sign_in(browser, bridge.url)
     await _in_thread(browser.open, f"{bridge.url}/ui/messages/{sms_id}")
-    body = await _in_thread(browser.wait_for, lambda d: d.find_elements(By.CSS_SELECTOR, "dd.body"), 20.0, "the SMS")
+    body = await browser.wait_for(lambda d: d.find_elements(By.CSS_SELECTOR, "dd.body"), what="the SMS")
     assert body[0].text == XSS
     assert await _in_thread(browser.driver.find_elements, By.TAG_NAME, "img") == []

@@ -11,7 +11,8 @@ from typing import Any
 
 import aiohttp
 from dashboard_support import API_KEY, HOOK_SECRET, XSS, Dashboard, csrf_of
-from reliability_support import Reply, RunningBridge, SimulatorControl, Sink, eventually
+from reliability_support import Reply, RunningBridge, SimulatorControl, Sink
+from waiting import eventually
 
 from bridge.appkeys import STORE
 

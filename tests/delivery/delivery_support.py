@@ -6,7 +6,6 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -18,9 +17,6 @@ from bridge.events import Event, EventType, SmsFacts, sms_event
 from bridge.gateway.models import Status
 from bridge.store import NewDelivery, Store
 from bridge.templating import to_json
-
-WAIT = 5.0  # the longest a test waits for a condition
-
 
 class FakeClock:
     """A clock that moves only when told; starts at the real time so signatures verify."""
@@ -74,7 +70,6 @@ class Sink:
         self.base_url = ""
         self._script: dict[str, list[Reply]] = {}
         self._gates: dict[str, asyncio.Event] = {}
-        self._changed = asyncio.Condition()
 
     def url(self, path: str) -> str:
         """The absolute URL of `path` on the sink."""
@@ -102,19 +97,12 @@ class Sink:
         """The webhook-ids answered with a 2xx on `path` (the receiver's dedupe set)."""
         return {r.webhook_id for r in self.requests(path) if r.status is not None and 200 <= r.status < 300}
 
-    async def wait_for(self, condition: Callable[[], bool], timeout: float = WAIT) -> None:
-        """Wait until `condition()` holds after some request arrives or is answered; fails after `timeout`."""
-        async with asyncio.timeout(timeout):
-            async with self._changed:
-                await self._changed.wait_for(condition)
-
     async def handle(self, request: web.Request) -> web.Response:
         path = request.path
         seen = Received(path, dict(request.headers), await request.read())
         self.received.append(seen)
         self.in_flight[path] += 1
         self.max_in_flight[path] = max(self.max_in_flight[path], self.in_flight[path])
-        await self._notify()
         try:
             gate = self._gates.get(path)
             if gate is not None:
@@ -125,12 +113,6 @@ class Sink:
             return web.Response(status=reply.status, headers=reply.headers, text=reply.body)
         finally:
             self.in_flight[path] -= 1
-            await self._notify()
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
 
 def target(sink: Sink, name: str = "crm", **options: Any) -> WebhookConfig:
     """A webhook target posting to /NAME on the sink."""
@@ -175,10 +157,3 @@ async def queue_webhook(store: Store, now: float, target_name: str = "crm", *, r
 async def outbox(store: Store) -> list[dict[str, Any]]:
     """Every outbox row as a dict, by id."""
     return [dict(row) for row in await store.fetch_all("SELECT * FROM outbox ORDER BY id")]
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = WAIT) -> None:
-    """Wait until the async `check` holds, polling the event loop; fails after `timeout`."""
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.01)

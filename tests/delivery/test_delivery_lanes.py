@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from delivery_support import eventually, outbox, queue_webhook, target
+from delivery_support import outbox, queue_webhook, target
+from waiting import eventually
+
+from bridge.delivery import MAX_IDLE
+
+WOKEN = MAX_IDLE / 3  # well inside the loop's longest idle sleep: what happens by then, a wake-up made happen
 
 
 async def attempts_recorded(store, count: int) -> bool:
@@ -20,7 +25,7 @@ async def test_concurrency_limit_is_respected(sink, store, make_worker, clock):
     for _ in range(10):
         await queue_webhook(store, clock())
     run = asyncio.create_task(worker.deliver_due_once())
-    await sink.wait_for(lambda: sink.in_flight["/crm"] == 3)
+    await eventually(lambda: sink.in_flight["/crm"] == 3, what="three requests in flight")
     assert worker.in_flight("crm") == 3
     gate.set()
     assert await run == 10
@@ -37,11 +42,13 @@ async def test_a_slow_target_does_not_block_another(sink, store, make_worker, cl
     fast = [await queue_webhook(store, clock(), "fast") for _ in range(3)]
     await worker.start()
     worker.wake()
-    await sink.wait_for(lambda: len(sink.delivered_ids("/fast")) == 3)
+    await eventually(lambda: len(sink.delivered_ids("/fast")) == 3, what="the fast target's three deliveries",
+                     timeout=WOKEN)
     assert sink.delivered_ids("/fast") == {e.id for e in fast}
     assert sink.in_flight["/slow"] == 2
     gate.set()
-    await sink.wait_for(lambda: len(sink.delivered_ids("/slow")) == 5)
+    await eventually(lambda: len(sink.delivered_ids("/slow")) == 5, what="the slow target's five deliveries",
+                     timeout=WOKEN)
 
 
 async def test_the_loop_delivers_what_it_is_woken_for(sink, store, make_worker, clock):
@@ -50,7 +57,7 @@ async def test_the_loop_delivers_what_it_is_woken_for(sink, store, make_worker, 
     await worker.start()
     event = await queue_webhook(store, clock())
     worker.wake()
-    await sink.wait_for(lambda: sink.delivered_ids("/crm") == {event.id})
+    await eventually(lambda: sink.delivered_ids("/crm") == {event.id}, what="the delivery", timeout=WOKEN)
 
 
 async def test_the_loop_retries_when_the_row_falls_due(sink, store, make_worker, clock):
@@ -60,10 +67,10 @@ async def test_the_loop_retries_when_the_row_falls_due(sink, store, make_worker,
     event = await queue_webhook(store, clock())
     await worker.start()
     worker.wake()
-    await eventually(lambda: attempts_recorded(store, 1))
+    await eventually(lambda: attempts_recorded(store, 1), what="the first attempt", timeout=WOKEN)
     clock.advance(6)
     worker.wake()
-    await sink.wait_for(lambda: sink.delivered_ids("/crm") == {event.id})
+    await eventually(lambda: sink.delivered_ids("/crm") == {event.id}, what="the retry's delivery", timeout=WOKEN)
 
 
 async def test_a_retry_due_at_once_is_made_without_waiting_for_the_idle_timeout(sink, store, make_worker, clock):
@@ -74,7 +81,7 @@ async def test_a_retry_due_at_once_is_made_without_waiting_for_the_idle_timeout(
     event = await queue_webhook(store, clock())
     await worker.start()
     worker.wake()
-    await sink.wait_for(lambda: sink.delivered_ids("/crm") == {event.id})
+    await eventually(lambda: sink.delivered_ids("/crm") == {event.id}, what="the retry's delivery", timeout=WOKEN)
 
 
 async def test_an_attempt_cut_by_stop_is_made_again_with_the_same_id(sink, store, make_worker, clock):
@@ -83,7 +90,7 @@ async def test_an_attempt_cut_by_stop_is_made_again_with_the_same_id(sink, store
     gate = sink.hold("/crm")
     event = await queue_webhook(store, clock())
     run = asyncio.create_task(first.deliver_due_once())
-    await sink.wait_for(lambda: sink.in_flight["/crm"] == 1)
+    await eventually(lambda: sink.in_flight["/crm"] == 1, what="the attempt to be in flight")
     await first.stop(grace=0)
     await run
     [row] = await outbox(store)
@@ -104,7 +111,7 @@ async def test_stop_lets_attempts_in_flight_finish(sink, store, make_worker, clo
     await queue_webhook(store, clock())
     await worker.start()
     worker.wake()
-    await sink.wait_for(lambda: sink.in_flight["/crm"] == 1)
+    await eventually(lambda: sink.in_flight["/crm"] == 1, what="the attempt to be in flight", timeout=WOKEN)
     stopping = asyncio.create_task(worker.stop())
     gate.set()
     await stopping

@@ -1,9 +1,7 @@
-"""Helpers of the gateway tests: a handle on a running simulator, a client factory, bounded waiting."""
+"""Helpers of the gateway tests: a handle on a running simulator and a client factory."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -67,10 +65,3 @@ def make_client(session: aiohttp.ClientSession, sim: SimulatorHandle, **options:
         options.setdefault("password", PASSWORD)
     return GatewayClient(session, sim.url, **options)
 
-
-async def wait_for(condition: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
-    """Poll `condition` until it holds; fail after `within` seconds."""
-    deadline = time.monotonic() + within
-    while not await condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
-from gateway_support import EMAIL, PASSWORD, MakeSimulator, SimulatorHandle, make_client, wait_for
+from gateway_support import EMAIL, PASSWORD, MakeSimulator, SimulatorHandle, make_client
+from waiting import eventually
 
 from bridge.config import Secret
 from bridge.gateway.client import ApiError, AuthError, GatewayClient, MalformedResponse, UpstreamUnavailable
@@ -227,7 +228,7 @@ async def test_statuses_walk_to_delivered_at_a_tiny_pace(
         seen.append((await client.get_sms_status(sms_id)).status_code)
         return seen[-1] == 7
 
-    await wait_for(delivered)
+    await eventually(delivered, what="the SMS to reach delivered")
     walked = list(dict.fromkeys(seen))
     assert walked == [code for code in (1, 3, 2, 6, 7) if code in walked]
 
@@ -381,7 +382,7 @@ async def test_a_hang_beyond_the_timeout_is_upstream_unavailable(
     async def applied() -> bool:
         return len(await simulator.get("/simulator/sent")) == 1
 
-    await wait_for(applied)
+    await eventually(applied, what="the hung addsms to be applied upstream")
 
 
 @pytest.mark.parametrize("mode", ["malformed", "html", "not_object", "empty"])

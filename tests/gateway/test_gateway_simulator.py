@@ -9,8 +9,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from gateway_support import EMAIL, PASSWORD, MakeSimulator, SimulatorHandle, wait_for
+from gateway_support import EMAIL, PASSWORD, MakeSimulator, SimulatorHandle
 from test_gateway_parse import ADDALOTOFSMS_DATAJSON, ADDALOTOFSMS_REQUEST
+from waiting import eventually
 
 from bridge.gateway.simulator import FIRST_SMS_ID
 
@@ -281,7 +282,7 @@ async def test_the_inbound_generator_produces_varied_messages(make_simulator: Ma
     async def enough() -> bool:
         return (await call(sim, "getallsms", token=token, onlycount=1))["count"] >= 20
 
-    await wait_for(enough)
+    await eventually(enough, what="20 generated incoming SMS")
     smss = (await call(sim, "getallsms", token=token, status=5))["smss"].values()
     assert len({m["sendto"] for m in smss}) > 1 and len({m["body"] for m in smss}) > 1
 

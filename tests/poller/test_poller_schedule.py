@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from poller_support import TEST_POLL, Harness, MakeHarness
+from waiting import eventually
 
 from bridge.poller import CURSOR
 
@@ -27,13 +26,6 @@ async def test_schedule_adds_a_poll_job_and_a_device_job(bridge: Harness) -> Non
         assert job.misfire_grace_time >= 1
 
 
-async def _until(condition: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    """Wait until `condition()` (a coroutine function) is true, failing after `timeout` seconds."""
-    async with asyncio.timeout(timeout):
-        while not await condition():
-            await asyncio.sleep(0.01)
-
-
 async def test_running_scheduler_turns_new_sms_into_events(make_harness: MakeHarness) -> None:
     """With the scheduler running on a short interval, a new SMS becomes an event without any direct call."""
     bridge = await make_harness(poll=replace(TEST_POLL, interval=0.05, devices_interval=0.05))
@@ -41,9 +33,9 @@ async def test_running_scheduler_turns_new_sms_into_events(make_harness: MakeHar
     bridge.poller.schedule(scheduler)
     scheduler.start()
     try:
-        await _until(lambda: _has_cursor(bridge))
+        await eventually(lambda: _has_cursor(bridge), what="the first scheduled poll to set the cursor")
         await bridge.inbound(body="scheduled")
-        await _until(lambda: _has_events(bridge))
+        await eventually(lambda: _has_events(bridge), what="an event from a scheduled poll")
     finally:
         scheduler.shutdown(wait=False)
     assert [e["sms"]["body"] for e in await bridge.events()] == ["scheduled"]
@@ -67,7 +59,7 @@ async def test_stopping_mid_poll_ends_quietly_and_records_nothing(make_harness: 
     scheduler = AsyncIOScheduler()
     bridge.poller.schedule(scheduler)
     scheduler.start()
-    await _until(lambda: _asked(bridge))
+    await eventually(lambda: _asked(bridge), what="a scheduled poll to call getallsms")
     scheduler.pause()
     await bridge.poller.stop(grace=0.05)
     scheduler.shutdown(wait=False)

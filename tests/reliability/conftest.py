@@ -7,14 +7,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from reliability_support import (
-    RequestLog,
-    RunningBridge,
-    SimulatorControl,
-    eventually,
-    running_bridge,
-    write_bridge_config,
-)
+from reliability_support import RequestLog, RunningBridge, SimulatorControl, running_bridge, write_bridge_config
+from waiting import eventually
 
 from bridge.gateway.simulator import SIMULATOR, Simulator, build_simulator_app, serve_simulator
 

@@ -1,14 +1,13 @@
-"""Helpers of the reliability suites: bounded waiting, processes that hold or starve the database, a webhook
-sink, a movable clock, and a whole bridge (build_app) polling a simulator on 127.0.0.1.
+"""Helpers of the reliability suites: processes that hold or starve the database, a webhook sink, a movable
+clock, and a whole bridge (build_app) polling a simulator on 127.0.0.1.
 
-Nothing here sleeps to paper over a race: every wait is for a condition, with a bound.
+Nothing here sleeps to paper over a race: every wait is for a condition, with a bound (waiting.eventually).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import random
 import signal
@@ -27,29 +26,15 @@ from typing import IO, Any
 
 import aiohttp
 from aiohttp import web
+from waiting import eventually
 
 from bridge.app import app_runner, build_app
 from bridge.appkeys import POLLER, STORE
 from bridge.config import load_config
 from bridge.store import SqliteStore
 
-WAIT = 20.0  # the longest a test waits for a condition unless it says otherwise
 PYTHON = sys.executable
 REPO = Path(__file__).resolve().parents[2]
-
-
-async def eventually(condition: Callable[[], Any], timeout: float = WAIT, what: str = "condition",
-                     interval: float = 0.02) -> None:
-    """Wait until `condition()` (sync or async) is truthy; fail after `timeout` seconds naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
-        await asyncio.sleep(interval)
 
 
 def free_port() -> int:

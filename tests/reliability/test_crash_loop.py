@@ -23,13 +23,13 @@ from reliability_support import (
     Sink,
     SimulatorControl,
     Traffic,
-    eventually,
     free_port,
     read_db,
     serve_sink,
     traffic_running,
     write_bridge_config,
 )
+from waiting import eventually
 
 from bridge.gateway.simulator import Simulator
 

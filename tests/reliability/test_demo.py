@@ -11,7 +11,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from reliability_support import API_KEY, PYTHON, REPO, RunningBridge, eventually, free_port, running_bridge
+from reliability_support import API_KEY, PYTHON, REPO, RunningBridge, free_port, running_bridge
+from waiting import eventually
 
 from bridge.appkeys import STORE
 from bridge.cli import main

@@ -30,12 +30,12 @@ from reliability_support import (
     Sink,
     SimulatorControl,
     Traffic,
-    eventually,
     free_port,
     serve_sink,
     traffic_running,
     write_bridge_config,
 )
+from waiting import eventually
 
 from bridge.server import utc_iso
 

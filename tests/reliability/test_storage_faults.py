@@ -19,13 +19,13 @@ from reliability_support import (
     RunningBridge,
     SimulatorControl,
     database_locked,
-    eventually,
     free_port,
     read_db,
     run_python,
     running_bridge,
     simulated_config,
 )
+from waiting import eventually
 
 from bridge.appkeys import POLLER, STORE
 from bridge.store import (

@@ -8,7 +8,8 @@ upstream SMS per accepted send.
 from __future__ import annotations
 
 import pytest
-from reliability_support import RunningBridge, SimulatorControl, count_sent, eventually
+from reliability_support import RunningBridge, SimulatorControl, count_sent
+from waiting import eventually
 
 INBOUND = 5
 SENDER = "+4917642111111"

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 import pytest
+from waiting import eventually
 
 from bridge.leadership import Leadership, NotLeader, Role
 from bridge.store import SqliteStore, Store
@@ -20,6 +19,12 @@ class FakeMonotonic:
 
     def __call__(self) -> float:
         return self.now
+
+
+async def lease_expired(store: Store) -> bool:
+    """True once the poller lease has expired on the database's clock."""
+    lease = await store.lease("poller")
+    return lease is not None and lease["remaining"] <= 0
 
 
 async def test_only_one_replica_leads(replicas: tuple[Store, Store]) -> None:
@@ -36,7 +41,7 @@ async def test_a_follower_takes_over_an_expired_lease_with_a_larger_token(replic
     a, b = Leadership(replicas[0], 0.2), Leadership(replicas[1], 0.2)
     assert await a.renew()
     first = a.token
-    await wait_for_expiry(replicas[1])
+    await eventually(lambda: lease_expired(replicas[1]), what="the lease to expire", timeout=5)
     assert await b.renew() and b.token is not None and first is not None and b.token > first
 
 
@@ -46,7 +51,7 @@ async def test_a_replaced_leader_cannot_commit_its_poll(replicas: tuple[Store, S
     clock = FakeMonotonic()
     a, b = Leadership(replicas[0], 0.2, monotonic=clock), Leadership(replicas[1], 0.2)
     assert await a.renew()
-    await wait_for_expiry(replicas[1])
+    await eventually(lambda: lease_expired(replicas[1]), what="the lease to expire", timeout=5)
     assert await b.renew()
     with pytest.raises(NotLeader):
         async with replicas[0].transaction() as tx:
@@ -84,11 +89,3 @@ async def test_on_sqlite_the_one_process_always_leads(tmp_path: Path) -> None:
             await leadership.fence(tx)
     finally:
         await store.close()
-
-
-async def wait_for_expiry(store: Store, within: float = 5.0) -> None:
-    """Wait, bounded, until the poller lease has expired on the database's clock."""
-    deadline = time.monotonic() + within
-    while (lease := await store.lease("poller")) is None or lease["remaining"] > 0:
-        assert time.monotonic() < deadline, f"the lease did not expire within {within}s: {lease}"
-        await asyncio.sleep(0.02)
