@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
+import asyncpg
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -16,11 +22,13 @@ from bridge.store import (
     EventAction,
     NewDelivery,
     NewSend,
+    SqliteStore,
     Store,
     StoreError,
 )
 from bridge.store.dashboard import DashboardReads, MessageFilter
 from bridge.store.postgres import PostgresStore
+from bridge.store.postgres.backend import WRITE_LOCK
 
 NOW = 1_800_000_000.0
 
@@ -57,6 +65,70 @@ async def test_a_failing_transaction_changes_nothing(store: Store) -> None:
             await tx.set_cursor("poll", "1")
             raise RuntimeError("crash")
     assert await store.get_send("msg_1") is None and await store.get_cursor("poll") is None
+
+
+@asynccontextmanager
+async def another_connection(store: Store, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """A connection of the test's own to `store`'s database: a `sqlite3` connection or an asyncpg one."""
+    if isinstance(store, PostgresStore):
+        db = await asyncpg.connect(request.getfixturevalue("postgres_url"))
+        try:
+            yield db
+        finally:
+            await db.close()
+    else:
+        assert isinstance(store, SqliteStore)
+        plain = sqlite3.connect(store.path, isolation_level=None)
+        try:
+            yield plain
+        finally:
+            plain.close()
+
+
+@asynccontextmanager
+async def another_writer(store: Store, request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Another connection holds the lock every write transaction of `store` takes first, for the block."""
+    async with another_connection(store, request) as db:
+        if isinstance(store, PostgresStore):
+            await db.execute("SELECT pg_advisory_lock($1)", WRITE_LOCK)
+            yield
+            await db.execute("SELECT pg_advisory_unlock($1)", WRITE_LOCK)
+        else:
+            db.execute("BEGIN EXCLUSIVE")
+            yield
+            db.execute("ROLLBACK")
+
+
+async def committed_cursor(store: Store, request: pytest.FixtureRequest, name: str) -> str | None:
+    """Cursor `name` as another connection reads it: only what was committed."""
+    async with another_connection(store, request) as db:
+        if isinstance(store, PostgresStore):
+            return await db.fetchval("SELECT value FROM cursors WHERE name = $1", name)
+        row = db.execute("SELECT value FROM cursors WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+
+async def write_cursor(store: Store, name: str, value: str) -> None:
+    """Set cursor `name` in a transaction of its own."""
+    async with store.transaction() as tx:
+        await tx.set_cursor(name, value)
+
+
+async def test_a_transaction_cancelled_while_it_begins_leaves_none_open(
+        store: Store, request: pytest.FixtureRequest) -> None:
+    """A transaction cancelled while it waits to begin (another writer holds the lock) leaves none open: the next
+    one begins, commits, and another connection sees what it wrote."""
+    async with another_writer(store, request):
+        attempt = asyncio.create_task(write_cursor(store, "given-up", "never"))
+        await asyncio.wait([attempt], timeout=0.3)
+        assert not attempt.done(), "a transaction began while another writer held the lock"
+        attempt.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await attempt
+    async with asyncio.timeout(10):
+        await write_cursor(store, "poll", "after")
+    assert await committed_cursor(store, request, "poll") == "after"
+    assert await committed_cursor(store, request, "given-up") is None
 
 
 async def test_a_value_the_database_cannot_hold_is_a_store_error(store: Store) -> None:

@@ -156,10 +156,9 @@ class SqliteStore(Store):
         async with self._lock:
             self._check_file()
             try:
+                # A caller cancelled while BEGIN waits for another writer does not stop the BEGIN: it runs on in
+                # the connection's thread, so the rollback below (queued behind it) must undo it.
                 await self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.DatabaseError as exc:
-                raise _database_error(self.path, exc) from exc
-            try:
                 yield self._db
                 await self._db.execute("COMMIT")
             except BaseException as exc:
