@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from pg_support import PostgresCluster, Unavailable
+from webhook_sink import Sink, serve_sink
+
 
 @pytest.fixture
 def write_config(tmp_path: Path) -> Callable[[str], Path]:
@@ -40,3 +42,10 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
 def postgres_url(postgres_cluster: PostgresCluster) -> str:
     """The URL of a fresh, empty database on the session's PostgreSQL server."""
     return postgres_cluster.create_database()
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Sink]:
+    """A webhook sink on a free port of 127.0.0.1, answering 200 unless told otherwise."""
+    async with serve_sink() as running:
+        yield running

@@ -1,4 +1,4 @@
-"""Fixtures of the dashboard tests: a whole bridge (build_app) polling a simulator, a webhook sink, a browser."""
+"""Fixtures of the dashboard tests: a whole bridge (build_app) on a simulator, posting to the sink; a browser."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))  # the shared bridge and sink
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))  # the shared bridge
 
 from dashboard_support import Browser, Dashboard, browser_or_skip, write_dashboard_config  # noqa: E402
-from reliability_support import RunningBridge, Sink, SimulatorControl, running_bridge, serve_sink  # noqa: E402
+from reliability_support import RunningBridge, SimulatorControl, running_bridge  # noqa: E402
 from waiting import eventually  # noqa: E402
+from webhook_sink import Sink  # noqa: E402
 
 from bridge.gateway.simulator import build_simulator_app, serve_simulator  # noqa: E402
 
@@ -31,13 +32,6 @@ async def sim(session: aiohttp.ClientSession) -> AsyncIterator[SimulatorControl]
     """A simulator on a free port, statuses stepping every 50 ms."""
     async with serve_simulator(build_simulator_app(seed=3, pace=0.05)) as url:
         yield SimulatorControl(url, session)
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    """The webhook receiver the bridge's `sink` target posts to."""
-    async with serve_sink() as running:
-        yield running
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

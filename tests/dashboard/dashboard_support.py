@@ -18,6 +18,7 @@ from waiting import eventually
 
 API_KEY = "k-dashboard-0123456789"
 HOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+HOOK_PATH = "/events/t0ken-in-path"  # where on the sink the bridge posts its webhooks, a token in the path
 XSS = "<img src=x onerror=alert(1)>"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
 T = TypeVar("T")
@@ -45,7 +46,7 @@ safety:
   reply_cooldown: 0s
 webhooks:
   sink:
-    url: {sink_url}/events/t0ken-in-path
+    url: {sink_url}{hook_path}
     secret: {secret}
     timeout: 2s
     retry: {retry}
@@ -64,7 +65,7 @@ def write_dashboard_config(directory: Path, sim_url: str, sink_url: str, *, serv
     path = directory / "rules.yaml"
     storage = f"url: {postgres_url}" if postgres_url else f"path: {directory / 'bridge.db'}"
     path.write_text(_CONFIG.format(sim_url=sim_url, storage=storage, key=API_KEY, sink_url=sink_url,
-                                   secret=HOOK_SECRET, retry=retry,
+                                   hook_path=HOOK_PATH, secret=HOOK_SECRET, retry=retry,
                                    server_extra="\n".join(f"  {line}" for line in server.splitlines())) + extra,
                     encoding="utf-8")
     return path

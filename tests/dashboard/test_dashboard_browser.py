@@ -9,9 +9,10 @@ import asyncio
 import os
 from pathlib import Path
 
-from dashboard_support import API_KEY, XSS, Browser
-from reliability_support import Reply, RunningBridge, SimulatorControl, Sink
+from dashboard_support import API_KEY, HOOK_PATH, XSS, Browser
+from reliability_support import RunningBridge, SimulatorControl
 from waiting import eventually
+from webhook_sink import Reply, Sink
 
 from bridge.appkeys import STORE
 
@@ -68,7 +69,7 @@ async def test_replay_in_a_dead_deliverys_row_reaches_the_sink(
     """A dead delivery's Replay button re-queues it, and the webhook sink receives the event."""
     from selenium.webdriver.common.by import By
 
-    sink.answer(Reply(500), Reply(500))
+    sink.answer(HOOK_PATH, Reply(500), Reply(500))
     await sim.inbound("+4915999999999", "hello")
     await eventually(lambda: bridge.app[STORE].fetch_all("SELECT id FROM outbox WHERE state = 'dead'"),
                      what="the delivery to be dead")

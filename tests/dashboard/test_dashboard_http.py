@@ -10,9 +10,10 @@ import time
 from typing import Any
 
 import aiohttp
-from dashboard_support import API_KEY, HOOK_SECRET, XSS, Dashboard, csrf_of
-from reliability_support import Reply, RunningBridge, SimulatorControl, Sink
+from dashboard_support import API_KEY, HOOK_PATH, HOOK_SECRET, XSS, Dashboard, csrf_of
+from reliability_support import RunningBridge, SimulatorControl
 from waiting import eventually
+from webhook_sink import Reply, Sink
 
 from bridge.appkeys import STORE
 
@@ -178,7 +179,7 @@ async def test_a_bad_filter_value_is_named_and_lists_everything_else(ui: Dashboa
 async def test_a_dead_delivery_is_replayed_from_its_row(ui: Dashboard, sink: Sink, sim: SimulatorControl,
                                                        bridge: RunningBridge):
     """A delivery dead after its two tries shows its attempts; Replay re-queues it and the sink gets it."""
-    sink.answer(Reply(500), Reply(500))
+    sink.answer(HOOK_PATH, Reply(500), Reply(500))
     await sim.inbound("+4915666666666", "hello")
     await eventually(lambda: bridge.app[STORE].fetch_all("SELECT id FROM outbox WHERE state = 'dead'"),
                      what="the delivery to be dead")

@@ -1,4 +1,4 @@
-"""Fixtures for the outbox worker: a recording webhook sink, a store, a movable clock, a worker factory."""
+"""Fixtures for the outbox worker: a store, a movable clock, a worker factory (the webhook sink is shared)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
-from delivery_support import FakeClock, Sink
+from delivery_support import FakeClock
 
 from bridge.config import Config, WebhookConfig
 from bridge.delivery import DeliveryWorker
@@ -16,23 +15,6 @@ from bridge.gateway.client import GatewayClient
 from bridge.metrics import Metrics
 from bridge.store import SqliteStore, Store
 from bridge.templating import TemplateEngine
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    """A running webhook sink."""
-    recorder = Sink()
-    app = web.Application()
-    app.router.add_route("POST", "/{tail:.*}", recorder.handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    recorder.base_url = f"http://127.0.0.1:{port}"
-    yield recorder
-    recorder.release_all()
-    await runner.cleanup()
 
 
 @pytest.fixture

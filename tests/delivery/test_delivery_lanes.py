@@ -6,6 +6,7 @@ import asyncio
 
 from delivery_support import outbox, queue_webhook, target
 from waiting import eventually
+from webhook_sink import Reply
 
 from bridge.delivery import MAX_IDLE
 
@@ -30,7 +31,7 @@ async def test_concurrency_limit_is_respected(sink, store, make_worker, clock):
     gate.set()
     assert await run == 10
     assert sink.max_in_flight["/crm"] == 3
-    assert len(sink.delivered_ids("/crm")) == 10
+    assert len(sink.delivered("/crm")) == 10
 
 
 async def test_a_slow_target_does_not_block_another(sink, store, make_worker, clock):
@@ -42,12 +43,12 @@ async def test_a_slow_target_does_not_block_another(sink, store, make_worker, cl
     fast = [await queue_webhook(store, clock(), "fast") for _ in range(3)]
     await worker.start()
     worker.wake()
-    await eventually(lambda: len(sink.delivered_ids("/fast")) == 3, what="the fast target's three deliveries",
+    await eventually(lambda: len(sink.delivered("/fast")) == 3, what="the fast target's three deliveries",
                      timeout=WOKEN)
-    assert sink.delivered_ids("/fast") == {e.id for e in fast}
+    assert sink.delivered("/fast") == {e.id: 1 for e in fast}
     assert sink.in_flight["/slow"] == 2
     gate.set()
-    await eventually(lambda: len(sink.delivered_ids("/slow")) == 5, what="the slow target's five deliveries",
+    await eventually(lambda: len(sink.delivered("/slow")) == 5, what="the slow target's five deliveries",
                      timeout=WOKEN)
 
 
@@ -57,31 +58,31 @@ async def test_the_loop_delivers_what_it_is_woken_for(sink, store, make_worker, 
     await worker.start()
     event = await queue_webhook(store, clock())
     worker.wake()
-    await eventually(lambda: sink.delivered_ids("/crm") == {event.id}, what="the delivery", timeout=WOKEN)
+    await eventually(lambda: sink.delivered("/crm") == {event.id: 1}, what="the delivery", timeout=WOKEN)
 
 
 async def test_the_loop_retries_when_the_row_falls_due(sink, store, make_worker, clock):
     """A running worker makes the next attempt once the clock reaches the row's due time."""
     worker = make_worker(target(sink, retry=(0, 5)))
-    sink.answer("/crm", 500)
+    sink.answer("/crm", Reply(500))
     event = await queue_webhook(store, clock())
     await worker.start()
     worker.wake()
     await eventually(lambda: attempts_recorded(store, 1), what="the first attempt", timeout=WOKEN)
     clock.advance(6)
     worker.wake()
-    await eventually(lambda: sink.delivered_ids("/crm") == {event.id}, what="the retry's delivery", timeout=WOKEN)
+    await eventually(lambda: sink.delivered("/crm") == {event.id: 1}, what="the retry's delivery", timeout=WOKEN)
 
 
 async def test_a_retry_due_at_once_is_made_without_waiting_for_the_idle_timeout(sink, store, make_worker, clock):
     """A running worker, woken once, makes a failed row's retry as soon as it is due (here at once), not only
     when its longest idle sleep ends."""
     worker = make_worker(target(sink, retry=(0, 0)))
-    sink.answer("/crm", 500)
+    sink.answer("/crm", Reply(500))
     event = await queue_webhook(store, clock())
     await worker.start()
     worker.wake()
-    await eventually(lambda: sink.delivered_ids("/crm") == {event.id}, what="the retry's delivery", timeout=WOKEN)
+    await eventually(lambda: sink.delivered("/crm") == {event.id: 1}, what="the retry's delivery", timeout=WOKEN)
 
 
 async def test_an_attempt_cut_by_stop_is_made_again_with_the_same_id(sink, store, make_worker, clock):

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from email.utils import format_datetime
 
 from delivery_support import outbox, queue_webhook, target
+from webhook_sink import Reply
 
 from bridge.config import Secret, WebhookConfig
 from bridge.delivery import Attempt, Outcome, parse_retry_after, plan_next, replay
@@ -17,13 +18,13 @@ from bridge.delivery import Attempt, Outcome, parse_retry_after, plan_next, repl
 async def test_failing_target_gets_the_same_webhook_id_until_it_succeeds(sink, store, make_worker, clock):
     """A target failing three times gets the event with the same webhook-id each time, then takes it."""
     worker = make_worker(target(sink, retry=(0, 5, 60, 60)))
-    sink.answer("/crm", 500, times=3)
+    sink.answer("/crm", *[Reply(500)] * 3)
     event = await queue_webhook(store, clock())
     for _ in range(4):
         assert await worker.deliver_due_once() == 1
         clock.advance(70)
     assert [r.webhook_id for r in sink.requests("/crm")] == [event.id] * 4
-    assert sink.delivered_ids("/crm") == {event.id}
+    assert sink.delivered("/crm") == {event.id: 1}
     [row] = await outbox(store)
     assert (row["state"], row["attempts"], row["last_status"]) == ("delivered", 4, 200)
 
@@ -31,7 +32,7 @@ async def test_failing_target_gets_the_same_webhook_id_until_it_succeeds(sink, s
 async def test_a_retry_waits_its_delay_plus_at_most_ten_percent(sink, store, make_worker, clock):
     """After a failed attempt the row is due again between delay and delay + 10% later, not before."""
     worker = make_worker(target(sink, retry=(0, 300)))
-    sink.answer("/crm", 503)
+    sink.answer("/crm", Reply(503))
     await queue_webhook(store, clock())
     await worker.deliver_due_once()
     [row] = await outbox(store)
@@ -59,7 +60,7 @@ async def test_the_first_delay_of_the_schedule_applies_before_attempt_one(sink, 
 async def test_retry_after_seconds_on_429_is_honoured(sink, store, make_worker, clock):
     """A 429 with `Retry-After: 120` puts the next attempt at least 120 seconds away."""
     worker = make_worker(target(sink, retry=(0, 5, 5)))
-    sink.answer("/crm", 429, headers={"Retry-After": "120"})
+    sink.answer("/crm", Reply(429, headers={"Retry-After": "120"}))
     await queue_webhook(store, clock())
     await worker.deliver_due_once()
     [row] = await outbox(store)
@@ -70,7 +71,7 @@ async def test_retry_after_seconds_on_429_is_honoured(sink, store, make_worker, 
 async def test_retry_after_pauses_the_whole_target(sink, store, make_worker, clock):
     """While a 503's Retry-After runs, other rows to the same target wait too."""
     worker = make_worker(target(sink, retry=(0, 5, 5), concurrency=1))
-    sink.answer("/crm", 503, headers={"Retry-After": "60"})
+    sink.answer("/crm", Reply(503, headers={"Retry-After": "60"}))
     await queue_webhook(store, clock())
     await worker.deliver_due_once()
     await queue_webhook(store, clock())
@@ -97,7 +98,7 @@ def test_retry_after_is_capped():
 async def test_dead_letter_after_the_last_try_then_replay_delivers(sink, store, make_worker, clock, metrics):
     """After the last scheduled try the row is dead; `replay` re-queues it and it is delivered."""
     worker = make_worker(target(sink, retry=(0, 5)))
-    sink.answer("/crm", 500, times=2)
+    sink.answer("/crm", *[Reply(500)] * 2)
     event = await queue_webhook(store, clock())
     await worker.deliver_due_once()
     clock.advance(6)
@@ -111,7 +112,7 @@ async def test_dead_letter_after_the_last_try_then_replay_delivers(sink, store, 
     replayed = await replay(store, clock(), ids=[row["id"]])
     assert replayed.requeued == (row["id"],)
     assert await worker.deliver_due_once() == 1
-    assert sink.delivered_ids("/crm") == {event.id}
+    assert sink.delivered("/crm") == {event.id: 1}
     [row] = await outbox(store)
     assert (row["state"], row["attempts"]) == ("delivered", 1)
 
@@ -119,7 +120,7 @@ async def test_dead_letter_after_the_last_try_then_replay_delivers(sink, store, 
 async def test_gone_disables_the_target_and_nothing_more_is_sent(sink, store, make_worker, clock):
     """A 410 disables the target: later deliveries to it are kept pending and not sent."""
     worker = make_worker(target(sink))
-    sink.answer("/crm", 410)
+    sink.answer("/crm", Reply(410))
     await queue_webhook(store, clock())
     await worker.deliver_due_once()
     await queue_webhook(store, clock())
@@ -134,19 +135,19 @@ async def test_gone_disables_the_target_and_nothing_more_is_sent(sink, store, ma
 async def test_replaying_a_target_enables_it_and_sends_what_it_kept(sink, store, make_worker, clock):
     """`replay --target` re-enables a disabled target and its kept deliveries go out."""
     worker = make_worker(target(sink))
-    sink.answer("/crm", 410)
+    sink.answer("/crm", Reply(410))
     first = await queue_webhook(store, clock())
     await worker.deliver_due_once()
     second = await queue_webhook(store, clock())
     assert (await replay(store, clock(), target="crm")).enabled == ("crm",)
     assert await worker.deliver_due_once() == 2
-    assert sink.delivered_ids("/crm") == {first.id, second.id}
+    assert sink.delivered("/crm") == {first.id: 1, second.id: 1}
 
 
 async def test_gone_is_logged_loudly_once(sink, store, make_worker, clock, caplog):
     """Two deliveries meeting a 410 together log the disabling once, at ERROR."""
     worker = make_worker(target(sink, concurrency=2))
-    sink.answer("/crm", 410, times=2)
+    sink.answer("/crm", *[Reply(410)] * 2)
     await queue_webhook(store, clock())
     await queue_webhook(store, clock())
     with caplog.at_level(logging.INFO, logger="bridge.delivery"):
@@ -181,7 +182,7 @@ async def test_a_timeout_is_retried(sink, store, make_worker, clock):
 async def test_a_redirect_is_retried_not_followed(sink, store, make_worker, clock):
     """A 3xx counts as a failure to retry; the worker does not follow it."""
     worker = make_worker(target(sink))
-    sink.answer("/crm", 302, headers={"Location": sink.url("/elsewhere")})
+    sink.answer("/crm", Reply(302, headers={"Location": f"{sink.url}/elsewhere"}))
     await queue_webhook(store, clock())
     await worker.deliver_due_once()
     [row] = await outbox(store)
@@ -192,7 +193,7 @@ async def test_a_redirect_is_retried_not_followed(sink, store, make_worker, cloc
 async def test_a_client_error_is_retried_with_the_answer_kept(sink, store, make_worker, clock):
     """A 400 is retried and the start of the receiver's answer is kept as the last error."""
     worker = make_worker(target(sink))
-    sink.answer("/crm", 400, body="missing field: phone")
+    sink.answer("/crm", Reply(400, body="missing field: phone"))
     await queue_webhook(store, clock())
     await worker.deliver_due_once()
     [row] = await outbox(store)
@@ -202,9 +203,9 @@ async def test_a_client_error_is_retried_with_the_answer_kept(sink, store, make_
 async def test_secrets_never_reach_logs_or_the_outbox(sink, store, make_worker, clock, caplog):
     """Neither the signing secret, a header value nor a token in the URL appears in logs or last_error."""
     worker = make_worker(WebhookConfig(
-        name="crm", url=sink.url("/crm?key=url-t0ken"), secret=Secret("whsec_czNjcmV0LXNpZ25pbmc="),
+        name="crm", url=f"{sink.url}/crm?key=url-t0ken", secret=Secret("whsec_czNjcmV0LXNpZ25pbmc="),
         headers={"Authorization": "Bearer h3ader-token"}, retry=(0, 5)))
-    sink.answer("/crm", 500, times=2, body="nope")
+    sink.answer("/crm", *[Reply(500, body="nope")] * 2)
     await queue_webhook(store, clock())
     with caplog.at_level(logging.DEBUG):
         await worker.deliver_due_once()
@@ -219,7 +220,7 @@ async def test_secrets_never_reach_logs_or_the_outbox(sink, store, make_worker, 
 async def test_outcomes_are_counted_per_target(sink, store, make_worker, clock, metrics):
     """bridge_deliveries_total counts each attempt by target and outcome."""
     worker = make_worker(target(sink, retry=(0, 5)))
-    sink.answer("/crm", 500)
+    sink.answer("/crm", Reply(500))
     await queue_webhook(store, clock())
     await worker.deliver_due_once()
     clock.advance(6)
@@ -234,7 +235,7 @@ async def test_outcomes_are_counted_per_target(sink, store, make_worker, clock, 
 async def test_every_attempt_is_kept_with_its_status_latency_and_answer(sink, store, make_worker, clock):
     """Each attempt of a delivery is kept in order with its outcome, HTTP status, latency and answer's start."""
     worker = make_worker(target(sink, retry=(0, 5)))
-    sink.answer("/crm", 500, body="database <down>")
+    sink.answer("/crm", Reply(500, body="database <down>"))
     await queue_webhook(store, clock())
     await worker.deliver_due_once()
     clock.advance(10)

@@ -1,5 +1,5 @@
-"""Helpers of the reliability suites: processes that hold or starve the database, a webhook sink, a movable
-clock, and a whole bridge (build_app) polling a simulator on 127.0.0.1.
+"""Helpers of the reliability suites: processes that hold or starve the database, a movable clock, and a whole
+bridge (build_app) polling a simulator on 127.0.0.1.
 
 Nothing here sleeps to paper over a race: every wait is for a condition, with a bound (waiting.eventually).
 """
@@ -103,87 +103,6 @@ def read_db(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[An
         db.close()
 
 
-# --- a webhook receiver ---------------------------------------------------------------------------
-
-
-@dataclass
-class Received:
-    """One request a sink saw and the status it answered (None while being answered)."""
-
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    status: int | None = None
-
-    @property
-    def webhook_id(self) -> str:
-        """The `webhook-id` header."""
-        return self.headers.get("webhook-id", "")
-
-
-@dataclass
-class Reply:
-    """One scripted answer: a status, headers, and how long to wait before answering."""
-
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-
-class Sink:
-    """A webhook receiver on 127.0.0.1: records every request, answers as scripted (200 by default)."""
-
-    def __init__(self) -> None:
-        self.received: list[Received] = []
-        self.script: list[Reply] = []
-        self.url = ""
-        self._release = asyncio.Event()
-
-    async def handle(self, request: web.Request) -> web.Response:
-        seen = Received(request.path, dict(request.headers), await request.read())
-        self.received.append(seen)
-        reply = self.script.pop(0) if self.script else Reply()
-        if reply.delay:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._release.wait(), reply.delay)
-        seen.status = reply.status
-        return web.Response(status=reply.status, headers=reply.headers)
-
-    def answer(self, *replies: Reply) -> None:
-        """Answer the next requests with `replies`, in order (then 200 again)."""
-        self.script.extend(replies)
-
-    def delivered(self) -> Counter[str]:
-        """How many 2xx answers each webhook-id got."""
-        return Counter(r.webhook_id for r in self.received if r.status is not None and 200 <= r.status < 300)
-
-    def attempts(self) -> Counter[str]:
-        """How many requests each webhook-id made."""
-        return Counter(r.webhook_id for r in self.received)
-
-    def release(self) -> None:
-        """Let every slow answer go now."""
-        self._release.set()
-
-
-@contextlib.asynccontextmanager
-async def serve_sink(port: int = 0) -> AsyncIterator[Sink]:
-    """A running Sink on 127.0.0.1 (`port` 0: a free one); `sink.url` is its base URL."""
-    sink = Sink()
-    app = web.Application()
-    app.router.add_route("POST", "/{tail:.*}", sink.handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", port)
-        await site.start()
-        sink.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        yield sink
-    finally:
-        sink.release()
-        await runner.cleanup()
-
-
 # --- simulator control over HTTP -----------------------------------------------------------------
 
 
@@ -275,10 +194,12 @@ safety:
   loop_limit: 1000/1m
 """
 
+HOOK_PATH = "/events"  # where on the sink the bridge posts its webhooks
+
 _WEBHOOK = """\
 webhooks:
   sink:
-    url: {sink_url}/events
+    url: {sink_url}{path}
     timeout: 2s
     retry: [0s, 200ms, 500ms, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s]
 rules:
@@ -299,7 +220,7 @@ def write_bridge_config(directory: Path, sim_url: str, *, port: int = 0, overlap
     text = _CONFIG.format(sim_url=sim_url, email=EMAIL, password=PASSWORD, device=DEVICE, overlap=overlap,
                           db=directory / "bridge.db", port=port, key=API_KEY)
     if sink_url is not None:
-        text += _WEBHOOK.format(sink_url=sink_url)
+        text += _WEBHOOK.format(sink_url=sink_url, path=HOOK_PATH)
     path = directory / "rules.yaml"
     path.write_text(text, encoding="utf-8")
     return path

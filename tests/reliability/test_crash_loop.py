@@ -17,19 +17,18 @@ from pathlib import Path
 import aiohttp
 import pytest
 from reliability_support import (
+    HOOK_PATH,
     BridgeProcess,
-    Reply,
     RequestLog,
-    Sink,
     SimulatorControl,
     Traffic,
     free_port,
     read_db,
-    serve_sink,
     traffic_running,
     write_bridge_config,
 )
 from waiting import eventually
+from webhook_sink import Reply, Sink
 
 from bridge.gateway.simulator import Simulator
 
@@ -58,7 +57,7 @@ def pending_work(db: Path) -> list[tuple[str, int]]:
 
 
 async def test_sigkill_at_random_moments_loses_nothing_and_repeats_nothing(
-        sim_app: tuple[str, Simulator, RequestLog], sim: SimulatorControl, tmp_path: Path,
+        sim_app: tuple[str, Simulator, RequestLog], sim: SimulatorControl, sink: Sink, tmp_path: Path,
         session: aiohttp.ClientSession) -> None:
     """Thirty SIGKILLs of a busy bridge (a few while it starts, with upstream and webhook faults thrown in): every
     event delivered once by id, every 202 sent exactly once, nothing left pending."""
@@ -67,29 +66,28 @@ async def test_sigkill_at_random_moments_loses_nothing_and_repeats_nothing(
     url = f"http://127.0.0.1:{port}"
     db = tmp_path / "bridge.db"
     log_path = tmp_path / "bridge.log"
-    async with serve_sink() as sink:
-        config = write_bridge_config(tmp_path, sim.url, port=port, overlap="5s", sink_url=sink.url)
-        with log_path.open("ab") as log:
-            bridge = BridgeProcess(config, url, log)
-            try:
-                await bridge.start(session)
-                traffic = Traffic(sim, session, url, rng)
-                async with traffic_running(traffic):
-                    for _ in range(KILLS):
-                        await asyncio.sleep(rng.uniform(0.0, 0.6))  # the random moment of the kill
+    config = write_bridge_config(tmp_path, sim.url, port=port, overlap="5s", sink_url=sink.url)
+    with log_path.open("ab") as log:
+        bridge = BridgeProcess(config, url, log)
+        try:
+            await bridge.start(session)
+            traffic = Traffic(sim, session, url, rng)
+            async with traffic_running(traffic):
+                for _ in range(KILLS):
+                    await asyncio.sleep(rng.uniform(0.0, 0.6))  # the random moment of the kill
+                    await bridge.kill()
+                    if rng.random() < KILL_WHILE_STARTING:
+                        await bridge.spawn()
+                        await asyncio.sleep(rng.uniform(0.0, 0.5))  # a random moment of the start-up
                         await bridge.kill()
-                        if rng.random() < KILL_WHILE_STARTING:
-                            await bridge.spawn()
-                            await asyncio.sleep(rng.uniform(0.0, 0.5))  # a random moment of the start-up
-                            await bridge.kill()
-                        if rng.random() < FAULT_CHANCE:
-                            await sim.fault(rng.choice(FAULTS), methods=[rng.choice(FAULTY_METHODS)])
-                            sink.answer(Reply(rng.choice((500, 503, 429))))
-                        await bridge.start(session)
-                await settled(sink, sim, db, traffic, log_path)
-            finally:
-                await bridge.stop()
-        check_promises(sink, await sim.sent(), db, traffic)
+                    if rng.random() < FAULT_CHANCE:
+                        await sim.fault(rng.choice(FAULTS), methods=[rng.choice(FAULTY_METHODS)])
+                        sink.answer(HOOK_PATH, Reply(rng.choice((500, 503, 429))))
+                    await bridge.start(session)
+            await settled(sink, sim, db, traffic, log_path)
+        finally:
+            await bridge.stop()
+    check_promises(sink, await sim.sent(), db, traffic)
 
 
 async def settled(sink: Sink, sim: SimulatorControl, db: Path, traffic: Traffic, log_path: Path) -> None:

@@ -27,15 +27,14 @@ from reliability_support import (
     API_KEY,
     RECIPIENTS,
     BridgeProcess,
-    Sink,
     SimulatorControl,
     Traffic,
     free_port,
-    serve_sink,
     traffic_running,
     write_bridge_config,
 )
 from waiting import eventually
+from webhook_sink import Sink
 
 from bridge.server import utc_iso
 
@@ -186,66 +185,65 @@ class Replicas:
 
 
 @pytest.fixture
-async def replicas(tmp_path: Path, sim: SimulatorControl, session: aiohttp.ClientSession, postgres_url: str):
-    """Two replica processes on one fresh PostgreSQL database, a webhook sink, started and stopped around the test."""
-    async with serve_sink() as sink:
-        processes = []
-        logs = []
-        for name in ("r0", "r1"):
-            config, url = replica_config(tmp_path / name, sim.url, sink.url, postgres_url)
-            logs.append((tmp_path / f"{name}.log").open("ab"))
-            processes.append(BridgeProcess(config, url, logs[-1]))
-        try:
-            for process in processes:
-                await process.start(session)
-            yield Replicas(processes, session, postgres_url), sink
-        finally:
-            for process in processes:
-                if process.process is not None:
-                    process.process.send_signal(signal.SIGCONT)
-                await process.stop()
-            for log in logs:
-                log.close()
+async def replicas(tmp_path: Path, sim: SimulatorControl, sink: Sink, session: aiohttp.ClientSession,
+                   postgres_url: str):
+    """Two replica processes on one fresh PostgreSQL database, posting to the webhook sink, started and stopped
+    around the test."""
+    processes = []
+    logs = []
+    for name in ("r0", "r1"):
+        config, url = replica_config(tmp_path / name, sim.url, sink.url, postgres_url)
+        logs.append((tmp_path / f"{name}.log").open("ab"))
+        processes.append(BridgeProcess(config, url, logs[-1]))
+    try:
+        for process in processes:
+            await process.start(session)
+        yield Replicas(processes, session, postgres_url)
+    finally:
+        for process in processes:
+            if process.process is not None:
+                process.process.send_signal(signal.SIGCONT)
+            await process.stop()
+        for log in logs:
+            log.close()
 
 
 async def test_sigkill_of_the_leader_loses_nothing_and_repeats_nothing(
-        replicas: tuple[Replicas, Sink], sim: SimulatorControl, session: aiohttp.ClientSession) -> None:
+        replicas: Replicas, sink: Sink, sim: SimulatorControl, session: aiohttp.ClientSession) -> None:
     """Ten SIGKILLs of the leading replica at random moments: the follower takes over within the lease plus a
     poll interval each time, every event is delivered once by id, every 202 is sent exactly once."""
-    group, sink = replicas
     rng = random.Random(SEED)
-    traffic = ReplicaTraffic(sim, session, group.processes[0].url, rng, urls=[p.url for p in group.processes])
+    traffic = ReplicaTraffic(sim, session, replicas.processes[0].url, rng, urls=[p.url for p in replicas.processes])
     takeovers = []
     async with traffic_running(traffic):
         for _ in range(KILLS):
-            leader = await group.leader()
+            leader = await replicas.leader()
             await asyncio.sleep(rng.uniform(0.0, 1.0))  # the random moment of the kill
             killed_at = time.monotonic()
             await leader.kill()
-            takeovers.append(await group.takeover_after(leader, killed_at))
+            takeovers.append(await replicas.takeover_after(leader, killed_at))
             await leader.start(session)
     print("takeover times after SIGKILL of the leader (s):", " ".join(f"{t:.2f}" for t in takeovers))
-    await group.settled(sink, sim, traffic)
-    await group.check_promises(sink, await sim.sent(), traffic)
+    await replicas.settled(sink, sim, traffic)
+    await replicas.check_promises(sink, await sim.sent(), traffic)
     assert len(traffic.accepted) > 20 and len(traffic.inbound) > 50, "too little traffic to prove anything"
 
 
 async def test_a_paused_leader_commits_nothing_after_it_resumes(
-        replicas: tuple[Replicas, Sink], sim: SimulatorControl, session: aiohttp.ClientSession) -> None:
+        replicas: Replicas, sink: Sink, sim: SimulatorControl, session: aiohttp.ClientSession) -> None:
     """SIGSTOP the leader past its lease: the follower takes over; on SIGCONT the old leader is a follower and
     nothing is doubled (its interrupted poll is refused by the fencing token)."""
-    group, sink = replicas
-    traffic = ReplicaTraffic(sim, session, group.processes[0].url, random.Random(SEED),
-                             urls=[p.url for p in group.processes])
+    traffic = ReplicaTraffic(sim, session, replicas.processes[0].url, random.Random(SEED),
+                             urls=[p.url for p in replicas.processes])
     async with traffic_running(traffic):
-        leader = await group.leader()
+        leader = await replicas.leader()
         assert leader.process is not None
         leader.process.send_signal(signal.SIGSTOP)
         paused_at = time.monotonic()
-        await group.takeover_after(leader, paused_at)
+        await replicas.takeover_after(leader, paused_at)
         await eventually(lambda: time.monotonic() - paused_at > 2 * LEASE, timeout=3 * LEASE, what="the pause")
         leader.process.send_signal(signal.SIGCONT)
         await eventually(lambda: role_of(session, leader.url), timeout=10, what="the resumed replica to answer")
         assert await role_of(session, leader.url) == "follower"
-    await group.settled(sink, sim, traffic)
-    await group.check_promises(sink, await sim.sent(), traffic)
+    await replicas.settled(sink, sim, traffic)
+    await replicas.check_promises(sink, await sim.sent(), traffic)

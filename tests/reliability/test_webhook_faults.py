@@ -14,7 +14,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from reliability_support import FakeClock, Reply, Sink, free_port, serve_sink
+from reliability_support import FakeClock, free_port
+from webhook_sink import Reply, Sink, serve_sink
 
 from bridge import delivery
 from bridge.config import Config, WebhookConfig
@@ -36,13 +37,6 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     opened = await SqliteStore.open(tmp_path / "bridge.db")
     yield opened
     await opened.close()
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    """A webhook receiver on a free port."""
-    async with serve_sink() as running:
-        yield running
 
 
 @pytest.fixture
@@ -89,7 +83,7 @@ async def test_500s_are_retried_with_the_same_webhook_id_until_delivered(
     clock = FakeClock()
     worker = make_worker(sink.url + "/events", clock)
     event = await queue_event(store, clock())
-    sink.answer(Reply(500), Reply(500), Reply(500))
+    sink.answer("/events", Reply(500), Reply(500), Reply(500))
     for _ in range(4):
         assert await worker.deliver_due_once() == 1
         clock.advance(STEP)
@@ -105,7 +99,7 @@ async def test_an_answer_slower_than_the_timeout_is_retried_and_then_delivered(
     clock = FakeClock()
     worker = make_worker(sink.url + "/events", clock, timeout=0.3)
     event = await queue_event(store, clock())
-    sink.answer(Reply(200, delay=5.0))
+    sink.answer("/events", Reply(200, delay=5.0))
     assert await worker.deliver_due_once() == 1
     row = await outbox_row(store)
     assert row["state"] == "pending" and "0.3" in str(row["last_error"])
@@ -122,7 +116,7 @@ async def test_410_disables_the_target_and_keeps_the_delivery_for_replay(
     worker = make_worker(sink.url + "/events", clock, concurrency=1)
     first = await queue_event(store, clock())
     second = await queue_event(store, clock(), sms_id=62050972)
-    sink.answer(Reply(410))
+    sink.answer("/events", Reply(410))
     await worker.deliver_due_once()
     gone = len(sink.received)
     assert [row["name"] for row in await store.disabled_targets()] == ["sink"]
@@ -141,7 +135,7 @@ async def test_retry_after_on_429_holds_the_target_back_that_long(
     clock = FakeClock()
     worker = make_worker(sink.url + "/events", clock)
     event = await queue_event(store, clock())
-    sink.answer(Reply(429, {"Retry-After": "120"}))
+    sink.answer("/events", Reply(429, {"Retry-After": "120"}))
     await worker.deliver_due_once()
     clock.advance(60)
     assert await worker.deliver_due_once() == 0
@@ -175,7 +169,7 @@ async def test_a_receiver_failing_past_the_schedule_is_dead_lettered_not_dropped
     clock = FakeClock()
     worker = make_worker(sink.url + "/events", clock)
     event = await queue_event(store, clock())
-    sink.answer(*[Reply(503)] * len(SCHEDULE))
+    sink.answer("/events", *[Reply(503)] * len(SCHEDULE))
     for _ in SCHEDULE:
         await worker.deliver_due_once()
         clock.advance(STEP)
