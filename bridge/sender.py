@@ -387,8 +387,9 @@ class Sender:
         region = self._config.gateway.default_region
         readings = {r.id: number_readings(r.number, region) for r in rows}
         opted = await db.opted_out([number for numbers in readings.values() for number in numbers])
-        counts = await db.recent_sends([number for r in rows if r.attempts == 0 for number in readings[r.id]],
-                                       now - limit.per)
+        hashes = {r.id: _body_hash(r.body) for r in rows}
+        counts = await db.recent_sends([(number, hashes[r.id]) for r in rows if r.attempts == 0
+                                        for number in readings[r.id]], now - limit.per)
         devices = await db.device_rows()
         plan = None if self._placement is None else await self._placement.plan(
             db, [readings[r.id][0] for r in rows], devices, now)
@@ -407,7 +408,7 @@ class Sender:
             if problem is not None:
                 out.failed.append((r.id, problem, now))
                 continue
-            body_hash = _body_hash(r.body)
+            body_hash = hashes[r.id]
             sent_key = (readings[r.id][0], body_hash)
             recent = sum(counts.get((number, body_hash), 0) for number in readings[r.id])
             if r.attempts == 0 and not safety.loop_guard_allows(recent, limit):
@@ -651,9 +652,10 @@ class Sender:
     async def learn_listed(self, db: Tx, listed: Sequence[Sms], now: float) -> int:
         """Learn, in the caller's transaction, the ids of submitted SMS from a listing fetched anyway (a poll's
         window): each matched recipient gets its id and a `messages` row. Returns how many were learned."""
-        if not any(sms.customer_id is not None and not sms.is_incoming for sms in listed):
+        listed_ids = {sms.customer_id for sms in listed if sms.customer_id is not None and not sms.is_incoming}
+        if not listed_ids:
             return 0
-        rows = [_Recipient.of(r) for r in await db.unlearned_recipients(now - LEARN_FOR)]
+        rows = [_Recipient.of(r) for r in await db.unlearned_recipients(now - LEARN_FOR, listed_ids)]
         if not rows:
             return 0
         found: dict[int, Sms] = {}

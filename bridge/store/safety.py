@@ -19,8 +19,9 @@ class SafetyOps(ABC):
         """Put `number` on the opt-out list (kept from its first opt-out) or take it off."""
 
     @abstractmethod
-    async def recent_sends(self, numbers: Iterable[str], since: float) -> dict[tuple[str, str], int]:
-        """How many texts went to each of `numbers` after `since`, keyed by (number, body hash)."""
+    async def recent_sends(self, keys: Iterable[tuple[str, str]], since: float) -> dict[tuple[str, str], int]:
+        """How many texts went out after `since` under each of `keys`, (number, body hash) pairs; a key with none
+        is left out. Only the keys asked for are counted, so the cost follows the batch, not the traffic."""
 
     @abstractmethod
     async def log_sent(self, entries: Iterable[tuple[str, str]], now: float) -> None:

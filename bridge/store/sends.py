@@ -62,9 +62,10 @@ class SendOps(ABC):
         """Recipients submitted after `since` whose upstream sms id is not known yet."""
 
     @abstractmethod
-    async def unlearned_recipients(self, since: float) -> list[Row]:
-        """Recipients submitted after `since` whose upstream sms id is not known yet, with their send, by id
-        (every poll asks: it reads only the rows still to learn)."""
+    async def unlearned_recipients(self, since: float, correlation_ids: Iterable[int]) -> list[Row]:
+        """Recipients submitted after `since` whose upstream sms id is not known yet and whose customerid is
+        among `correlation_ids`, with their send, by id (every poll asks for the customerids it lists: it reads
+        only the rows it may teach)."""
 
     @abstractmethod
     async def set_recipients(self, state: str, changes: Iterable[tuple[int, str | None, float]], now: float) -> None:

@@ -238,11 +238,13 @@ async def test_opting_out_and_in_again(store: Store) -> None:
 
 
 async def test_the_loop_guard_counts_recent_texts_per_number_and_body(store: Store) -> None:
-    """Recent sends are counted per (number, body hash) after the given time only."""
+    """Recent sends are counted per (number, body hash) asked for, after the given time only."""
     async with store.transaction() as tx:
-        await tx.log_sent([("+491", "h1"), ("+491", "h1"), ("+492", "h2")], NOW)
+        await tx.log_sent([("+491", "h1"), ("+491", "h1"), ("+492", "h2"), ("+492", "h3")], NOW)
         await tx.log_sent([("+491", "h1")], NOW - 100)
-        assert await tx.recent_sends(["+491", "+492", "+493"], NOW - 10) == {("+491", "h1"): 2, ("+492", "h2"): 1}
+        asked = [("+491", "h1"), ("+492", "h2"), ("+493", "h1"), ("+491", "h2")]
+        assert await tx.recent_sends(asked, NOW - 10) == {("+491", "h1"): 2, ("+492", "h2"): 1}
+        assert await tx.recent_sends([], NOW - 10) == {}
 
 
 async def test_a_reply_cooldown_is_per_rule_and_number(store: Store) -> None:
@@ -334,17 +336,20 @@ async def test_a_recipient_goes_from_queued_to_submitted(store: Store) -> None:
 
 
 async def test_recipients_still_to_learn_come_with_their_send(store: Store) -> None:
-    """The recipients submitted without an id since a time are listed with their send's text, by id."""
+    """The recipients submitted without an id since a time, among the customerids asked for, are listed with
+    their send's text, by id."""
     async with store.transaction() as tx:
-        await tx.insert_send(a_send("msg_1", "+491", "+492", "+493", body="batch"), NOW)
+        await tx.insert_send(a_send("msg_1", "+491", "+492", "+493", "+494", body="batch"), NOW)
         rows = await tx.due_recipients("queued", NOW, 10)
         await tx.mark_submitting([r["id"] for r in rows], NOW)
-        await tx.mark_submitted([(rows[0]["id"], 501, NOW), (rows[1]["id"], None, NOW), (rows[2]["id"], None, NOW)],
-                                NOW)
-        unlearned = await tx.unlearned_recipients(NOW - 1)
-        assert await tx.unlearned_recipients(NOW + 1) == []
+        await tx.mark_submitted([(rows[0]["id"], 501, NOW)] + [(r["id"], None, NOW) for r in rows[1:]], NOW)
+        asked = [r["correlation_id"] for r in rows[:3]]
+        unlearned = await tx.unlearned_recipients(NOW - 1, asked)
+        assert await tx.unlearned_recipients(NOW + 1, asked) == []
+        assert await tx.unlearned_recipients(NOW - 1, []) == []
     assert [(r["id"], r["number"], r["body"]) for r in unlearned] == [
         (rows[1]["id"], "+492", "batch"), (rows[2]["id"], "+493", "batch")]
+    assert await store.unlearned_recipient_ids(NOW - 1) == [r["id"] for r in rows[1:]]
 
 
 async def test_recipients_left_submitting_are_put_in_doubt(store: Store) -> None:

@@ -30,12 +30,14 @@ class PostgresSafety(SafetyOps):
         else:
             await self._db.execute("DELETE FROM opt_outs WHERE number = $1", number)
 
-    async def recent_sends(self, numbers: Iterable[str], since: float) -> dict[tuple[str, str], int]:
-        """How many texts went to each of `numbers` after `since`, keyed by (number, body hash)."""
+    async def recent_sends(self, keys: Iterable[tuple[str, str]], since: float) -> dict[tuple[str, str], int]:
+        """How many texts went out after `since` under each of `keys`, (number, body hash) pairs."""
+        pairs = sorted(set(keys))
         rows = await self._db.fetch(
-            "SELECT number, body_hash, count(*) FROM sent_log WHERE number = ANY($1::text[]) AND ts > $2 "
-            "GROUP BY number, body_hash",
-            sorted(set(numbers)), since,
+            "SELECT l.number, l.body_hash, count(*) FROM unnest($1::text[], $2::text[]) AS k (number, body_hash) "
+            "JOIN sent_log l ON l.number = k.number AND l.body_hash = k.body_hash WHERE l.ts > $3 "
+            "GROUP BY l.number, l.body_hash",
+            [number for number, _ in pairs], [body_hash for _, body_hash in pairs], since,
         )
         return {(row[0], row[1]): row[2] for row in rows}
 

@@ -119,14 +119,19 @@ class PostgresSends(SendOps):
 
     async def unlearned_recipient_ids(self, since: float) -> list[int]:
         """Recipients submitted after `since` whose upstream sms id is not known yet."""
-        return [row["id"] for row in await self.unlearned_recipients(since)]
+        return [row["id"] for row in await self._db.fetch(
+            "SELECT id FROM recipients WHERE state = 'submitted' AND sms_id IS NULL AND submitted_ts >= $1 "
+            "ORDER BY id",
+            since,
+        )]
 
-    async def unlearned_recipients(self, since: float) -> list[Row]:
-        """Recipients submitted after `since` whose upstream sms id is not known yet, with their send, by id."""
+    async def unlearned_recipients(self, since: float, correlation_ids: Iterable[int]) -> list[Row]:
+        """Recipients submitted after `since` whose upstream sms id is not known yet and whose customerid is
+        among `correlation_ids`, with their send, by id."""
         return list(await self._db.fetch(
             _RECIPIENT_FIELDS + "WHERE r.state = 'submitted' AND r.sms_id IS NULL AND r.submitted_ts >= $1 "
-            "ORDER BY r.id",
-            since,
+            "AND coalesce(s.customer_id, r.correlation_id) = ANY($2::bigint[]) ORDER BY r.id",
+            since, sorted(set(correlation_ids)),
         ))
 
     async def set_recipients(self, state: str, changes: Iterable[tuple[int, str | None, float]], now: float) -> None:

@@ -34,12 +34,13 @@ class SqliteSafety(SafetyOps):
         else:
             await self._db.execute("DELETE FROM opt_outs WHERE number = ?", (number,))
 
-    async def recent_sends(self, numbers: Iterable[str], since: float) -> dict[tuple[str, str], int]:
-        """How many texts went to each of `numbers` after `since`, keyed by (number, body hash)."""
+    async def recent_sends(self, keys: Iterable[tuple[str, str]], since: float) -> dict[tuple[str, str], int]:
+        """How many texts went out after `since` under each of `keys`, (number, body hash) pairs."""
         cursor = await self._db.execute(
-            "SELECT l.number, l.body_hash, count(*) FROM json_each(?) AS j JOIN sent_log l ON l.number = j.value "
+            "SELECT l.number, l.body_hash, count(*) FROM json_each(?) AS j JOIN sent_log l "
+            "ON l.number = json_extract(j.value, '$[0]') AND l.body_hash = json_extract(j.value, '$[1]') "
             "WHERE l.ts > ? GROUP BY l.number, l.body_hash",
-            (json.dumps(sorted(set(numbers))), since),
+            (json.dumps(sorted(set(keys))), since),
         )
         return {(row[0], row[1]): row[2] for row in await cursor.fetchall()}
 

@@ -134,14 +134,20 @@ class SqliteSends(SendOps):
 
     async def unlearned_recipient_ids(self, since: float) -> list[int]:
         """Recipients submitted after `since` whose upstream sms id is not known yet."""
-        return [row["id"] for row in await self.unlearned_recipients(since)]
+        cursor = await self._db.execute(
+            "SELECT id FROM recipients WHERE state = 'submitted' AND sms_id IS NULL AND submitted_ts >= ? "
+            "ORDER BY id",
+            (since,),
+        )
+        return [row[0] for row in await cursor.fetchall()]
 
-    async def unlearned_recipients(self, since: float) -> list[Row]:
-        """Recipients submitted after `since` whose upstream sms id is not known yet, with their send, by id."""
+    async def unlearned_recipients(self, since: float, correlation_ids: Iterable[int]) -> list[Row]:
+        """Recipients submitted after `since` whose upstream sms id is not known yet and whose customerid is
+        among `correlation_ids`, with their send, by id."""
         cursor = await self._db.execute(
             _RECIPIENT_FIELDS + "WHERE r.state = 'submitted' AND r.sms_id IS NULL AND r.submitted_ts >= ? "
-            "ORDER BY r.id",
-            (since,),
+            "AND coalesce(s.customer_id, r.correlation_id) IN (SELECT value FROM json_each(?)) ORDER BY r.id",
+            (since, json.dumps(sorted(set(correlation_ids)))),
         )
         return list(await cursor.fetchall())
 
