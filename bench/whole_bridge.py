@@ -22,6 +22,10 @@ only answers 202, and this process, the load generator.
 `--stored N` starts each bridge with N old messages in its store (the scale figures); `--loop uvloop` runs
 the bridge on uvloop to weigh that speedup; `--profile DIR` records py-spy profiles of the bridge under load.
 
+Both also give the bridge process's CPU time (every thread) per send, from the first request until the
+upstream has every send, and per event, from the inbound SMS appearing until the last webhook: a cost that
+other work on the machine moves far less than it moves the rates.
+
 Each round measures every figure once, baselines and bridge back to back; the figures are the medians over
 the rounds, and each row's `spread` gives the lowest and highest round.
 """
@@ -259,6 +263,11 @@ class Bridge:
                  "--output", str(self.profile), "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             await asyncio.sleep(0.5)  # py-spy attaches
 
+    def cpu_seconds(self) -> float:
+        """The CPU time (user and system, every thread) the bridge process has used so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         """SIGTERM, as a user stops it; it must end on its own."""
         self.process.send_signal(signal.SIGTERM)
@@ -334,19 +343,21 @@ async def api_round(session: aiohttp.ClientSession, bare: Child, upstream: Child
     bridge = Bridge(directory, upstream.url, sink.url, setup, profile)
     try:
         await bridge.ready(session)
+        cpu = bridge.cpu_seconds()
         rate, latencies = await post_load(bridge.url, clients, requests)
 
         async def all_sent() -> bool:
             return (await get_json(session, sent_url))["sent"] >= requests
 
         await wait_for(all_sent, DRAIN_WITHIN, "the sender to hand every accepted send upstream")
+        cpu = bridge.cpu_seconds() - cpu
         upstream_sent = await get_json(session, sent_url)
     finally:
         bridge.stop()
     if upstream_sent["sent"] != requests or upstream_sent["sent"] != upstream_sent["distinct"]:
         raise SystemExit(f"bench: {requests} sends accepted, the upstream got {upstream_sent}")
     return {"bare_rate": bare_rate, "bare_p99": percentile(bare_latencies, 99), "rate": rate,
-            "p99": percentile(latencies, 99), "ratio": rate / bare_rate}
+            "p99": percentile(latencies, 99), "ratio": rate / bare_rate, "cpu_us": cpu / requests * 1e6}
 
 
 # --- 2. the pipeline -------------------------------------------------------------------------------
@@ -361,6 +372,7 @@ async def pipeline_round(session: aiohttp.ClientSession, upstream: Child, sink: 
     bridge = Bridge(directory, upstream.url, sink.url, setup, profile)
     try:
         await bridge.ready(session)
+        cpu = bridge.cpu_seconds()
         async with session.post(f"{upstream.url}/bench/inbound", json={"count": inbound}) as response:
             stored_at = (await response.json())["at"]
 
@@ -369,6 +381,7 @@ async def pipeline_round(session: aiohttp.ClientSession, upstream: Child, sink: 
             return got["count"] >= inbound
 
         await wait_for(delivered, DRAIN_WITHIN, f"{inbound} webhooks at the sink")
+        cpu = bridge.cpu_seconds() - cpu
         got = await get_json(session, f"{sink.url}/bench/received?since={stored_at}")
         polls = await get_json(session, f"{upstream.url}/bench/polls")
     finally:
@@ -377,7 +390,7 @@ async def pipeline_round(session: aiohttp.ClientSession, upstream: Child, sink: 
         raise SystemExit(f"bench: {inbound} inbound SMS, the sink got {got}")
     fetched_at = min(at for at in polls if at >= stored_at)
     rate = inbound / (got["last"] - fetched_at)
-    return {"bare_rate": bare_rate, "rate": rate, "ratio": rate / bare_rate}
+    return {"bare_rate": bare_rate, "rate": rate, "ratio": rate / bare_rate, "cpu_us": cpu / inbound * 1e6}
 
 
 # --- report ----------------------------------------------------------------------------------------
@@ -401,12 +414,14 @@ API_FIGURES = (
            lambda v: v >= TARGET_API_RATIO),
     Figure("bridge_api_p99_latency", "ms", "p99", "bare_p99", f"< {TARGET_P99_MS:g}", lambda v: v < TARGET_P99_MS),
     Figure("bare_202_sends_per_s", "1/s", "bare_rate"),
+    Figure("bridge_api_cpu_per_send", "us", "cpu_us"),
 )
 PIPELINE_FIGURES = (
     Figure("bridge_poll_to_webhooks_per_s", "events/s", "rate", "bare_rate"),
     Figure("bridge_pipeline_to_bare_ratio", "ratio", "ratio", None, f">= {TARGET_PIPELINE_RATIO:g}",
            lambda v: v >= TARGET_PIPELINE_RATIO),
     Figure("bare_aiohttp_posts_per_s", "posts/s", "bare_rate"),
+    Figure("bridge_pipeline_cpu_per_event", "us", "cpu_us"),
 )
 
 
