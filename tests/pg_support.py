@@ -11,23 +11,18 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from pathlib import Path
+
+from ports import free_port
 
 BIN_GLOB = "/usr/lib/postgresql/*/bin"
 
 
 class Unavailable(Exception):
     """No PostgreSQL server can be started here; the message says why."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _bin_dir() -> Path:
@@ -60,7 +55,7 @@ class PostgresCluster:
                 raise Unavailable("running as root and there is no `postgres` user to run the server") from None
             os.chown(root, owner.pw_uid, owner.pw_gid)
             user = "postgres"
-        cluster = cls(bin_dir, root, _free_port(), user)
+        cluster = cls(bin_dir, root, free_port(), user)
         cluster._run("initdb", "-D", str(root / "data"), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
         options = (f"-p {cluster.port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off "
                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")

@@ -6,13 +6,13 @@ import asyncio
 import json
 import re
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
+from ports import free_port
 
 from bridge.cli import main
 from bridge.gateway.simulator import SIMULATOR, Simulator, build_simulator_app, serve_simulator
@@ -248,9 +248,7 @@ async def test_wrong_credentials_exit_2(write_config: Write, sim: Sim, capsys: p
 
 async def test_an_unreachable_gateway_exits_2(write_config: Write, capsys: pytest.CaptureFixture[str]) -> None:
     """A gateway nobody listens on exits 2 saying it cannot connect."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     config = gateway_config(write_config, f"http://127.0.0.1:{port}")
     assert await cli("devices", "-c", config) == 2
     assert "cannot connect" in capsys.readouterr().err
@@ -258,9 +256,7 @@ async def test_an_unreachable_gateway_exits_2(write_config: Write, capsys: pytes
 
 async def test_simulate_serves_the_api_until_interrupted() -> None:
     """`sms-bridge simulate` answers gettoken on its port and exits 0 on Ctrl-C."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bridge", "simulate", "--port", str(port), "--timezone", "Asia/Kolkata",
         "--email", "me@example.com", "--password", "pw", "--pace", "500ms",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import sqlite3
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from api_support import DEVICE, Bridge, Clock, Sim
+from ports import free_port
 from test_messages import numbers
 from waiting import eventually
 
@@ -76,9 +76,7 @@ async def test_upstream_down_for_a_while_then_sent_exactly_once(
 async def test_unreachable_upstream_keeps_the_send_queued(
         make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
     """A connection refused (surely not applied) keeps the recipient queued with the reason, never dropped."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
+    closed_port = free_port()
     config = make_config()
     dead = replace(config, gateway=replace(config.gateway, url=f"http://127.0.0.1:{closed_port}"))
     bridge = await bridges(dead, start_sender=False)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
-from delivery_support import FakeClock
+from fake_clock import FakeClock
 
 from bridge.config import Config, WebhookConfig
 from bridge.delivery import DeliveryWorker
@@ -47,18 +48,18 @@ def metrics() -> Metrics:
 @pytest.fixture
 async def make_worker(store: Store, session: aiohttp.ClientSession, clock: FakeClock,
                       metrics: Metrics) -> AsyncIterator[Callable[..., DeliveryWorker]]:
-    """Builds a worker for the given webhook targets (stopped at the end of the test)."""
+    """Builds a worker for the given webhook targets, its retry jitter drawn from `rng` if given (stopped at the end
+    of the test)."""
     workers: list[DeliveryWorker] = []
 
-    def make(*targets: WebhookConfig, gateway: GatewayClient | None = None) -> DeliveryWorker:
+    def make(*targets: WebhookConfig, gateway: GatewayClient | None = None,
+             rng: random.Random | None = None) -> DeliveryWorker:
         config = Config(webhooks={t.name: t for t in targets})
         gateway = gateway or GatewayClient(session, "http://127.0.0.1:9", token="unused")
-        worker = DeliveryWorker(config, store, session, TemplateEngine(None), gateway, metrics, clock)
+        worker = DeliveryWorker(config, store, session, TemplateEngine(None), gateway, metrics, clock, rng=rng)
         workers.append(worker)
         return worker
 
     yield make
     for worker in workers:
         await worker.stop(grace=0)
-
-

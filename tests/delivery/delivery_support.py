@@ -1,8 +1,7 @@
-"""Helpers of the outbox tests: a movable clock, webhook targets on the sink, events and outbox rows."""
+"""Helpers of the outbox tests: webhook targets on the sink, events and outbox rows."""
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -13,20 +12,6 @@ from bridge.events import Event, EventType, SmsFacts, sms_event
 from bridge.gateway.models import Status
 from bridge.store import NewDelivery, Store
 from bridge.templating import to_json
-
-
-class FakeClock:
-    """A clock that moves only when told; starts at the real time so signatures verify."""
-
-    def __init__(self) -> None:
-        self.now = float(int(time.time()))
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.now += seconds
 
 
 def target(sink: Sink, name: str = "crm", **options: Any) -> WebhookConfig:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import random
-import socket
 from datetime import datetime, timezone
 from email.utils import format_datetime
 
 from delivery_support import outbox, queue_webhook, target
+from ports import free_port
 from webhook_sink import Reply
 
 from bridge.config import Secret, WebhookConfig
@@ -158,9 +158,7 @@ async def test_gone_is_logged_loudly_once(sink, store, make_worker, clock, caplo
 
 async def test_connection_refused_is_retried(store, make_worker, clock):
     """A target nobody listens on is retried later, with the reason recorded."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     worker = make_worker(WebhookConfig(name="crm", url=f"http://127.0.0.1:{port}/hook"))
     await queue_webhook(store, clock())
     await worker.deliver_due_once()

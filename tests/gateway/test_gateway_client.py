@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
 from gateway_support import EMAIL, PASSWORD, MakeSimulator, SimulatorHandle, make_client
+from ports import free_port
 from waiting import eventually
 
 from bridge.config import Secret
@@ -409,9 +409,7 @@ async def test_an_error_after_the_send_applied_is_reported_as_maybe_applied(
 
 async def test_connection_refused_was_never_applied(session: aiohttp.ClientSession) -> None:
     """A refused connection raises UpstreamUnavailable with maybe_applied False."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     client = GatewayClient(session, f"http://127.0.0.1:{port}", token="t", timeout=2)
     with pytest.raises(UpstreamUnavailable, match="cannot connect") as caught:
         await client.add_sms(outgoing())

@@ -1,4 +1,4 @@
-"""Helpers of the reliability suites: processes that hold or starve the database, a movable clock, and a whole
+"""Helpers of the reliability suites: processes that hold or starve the database, and a whole
 bridge (build_app) polling a simulator on 127.0.0.1.
 
 Nothing here sleeps to paper over a race: every wait is for a condition, with a bound (waiting.eventually).
@@ -11,7 +11,6 @@ import contextlib
 import json
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from typing import IO, Any
 
 import aiohttp
 from aiohttp import web
+from ports import free_port
 from waiting import eventually
 
 from bridge.app import app_runner, build_app
@@ -35,27 +35,6 @@ from bridge.store import SqliteStore
 
 PYTHON = sys.executable
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class FakeClock:
-    """A clock (Unix seconds) that moves only when told; starts at the real time so signatures verify."""
-
-    def __init__(self, start: float | None = None) -> None:
-        self.now = float(int(time.time())) if start is None else start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.now += seconds
 
 
 # --- other processes on the database file ---------------------------------------------------------

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from ports import free_port
 from reliability_support import (
     HOOK_PATH,
     BridgeProcess,
     RequestLog,
     SimulatorControl,
     Traffic,
-    free_port,
     read_db,
     traffic_running,
     write_bridge_config,

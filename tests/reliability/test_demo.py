@@ -11,7 +11,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from reliability_support import API_KEY, PYTHON, REPO, RunningBridge, free_port, running_bridge
+from ports import free_port
+from reliability_support import API_KEY, PYTHON, REPO, RunningBridge, running_bridge
 from waiting import eventually
 
 from bridge.appkeys import STORE

@@ -23,13 +23,13 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
+from ports import free_port
 from reliability_support import (
     API_KEY,
     RECIPIENTS,
     BridgeProcess,
     SimulatorControl,
     Traffic,
-    free_port,
     traffic_running,
     write_bridge_config,
 )

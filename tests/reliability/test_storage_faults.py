@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from ports import free_port
 from reliability_support import (
     API_KEY,
     PYTHON,
@@ -19,7 +20,6 @@ from reliability_support import (
     RunningBridge,
     SimulatorControl,
     database_locked,
-    free_port,
     read_db,
     run_python,
     running_bridge,

@@ -5,20 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fake_clock import FakeClock
 from waiting import eventually
 
 from bridge.leadership import Leadership, NotLeader, Role
 from bridge.store import SqliteStore, Store
-
-
-class FakeMonotonic:
-    """A monotonic clock the test moves (the database's own clock still runs)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def lease_expired(store: Store) -> bool:
@@ -48,7 +39,7 @@ async def test_a_follower_takes_over_an_expired_lease_with_a_larger_token(replic
 async def test_a_replaced_leader_cannot_commit_its_poll(replicas: tuple[Store, Store]) -> None:
     """A leader paused past its lease and replaced is refused by the fence inside its poll's transaction, and the
     transaction writes nothing."""
-    clock = FakeMonotonic()
+    clock = FakeClock(start=1000.0)  # monotonic: the database's own clock still runs
     a, b = Leadership(replicas[0], 0.2, monotonic=clock), Leadership(replicas[1], 0.2)
     assert await a.renew()
     await eventually(lambda: lease_expired(replicas[1]), what="the lease to expire", timeout=5)
@@ -62,12 +53,12 @@ async def test_a_replaced_leader_cannot_commit_its_poll(replicas: tuple[Store, S
 
 async def test_a_leader_counts_itself_leader_only_for_the_lease_after_it_asked(replicas: tuple[Store, Store]) -> None:
     """A leader whose renewals stop stops leading `lease` seconds after it sent the last one, by its own clock."""
-    clock = FakeMonotonic()
+    clock = FakeClock(start=1000.0)  # monotonic: the database's own clock still runs
     a = Leadership(replicas[0], 10.0, monotonic=clock)
     assert await a.renew()
-    clock.now += 9.9
+    clock.advance(9.9)
     assert a.is_leader
-    clock.now += 0.2
+    clock.advance(0.2)
     assert not a.is_leader
 
 
