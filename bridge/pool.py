@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -61,6 +61,11 @@ class PoolState:
 
     members: tuple[Member, ...]
     usage: Mapping[Key, Usage]
+    by_key: Mapping[Key, Member] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.by_key:  # built once per claim; each `after` hands it on
+            object.__setattr__(self, "by_key", {m.key: m for m in self.members})
 
     def of(self, member: Member) -> Usage:
         """The usage of `member` (an unseen member is online and unused)."""
@@ -84,11 +89,11 @@ class PoolState:
         counted = replace(usage, sent_today=usage.sent_today + 1,
                           recipients_this_month=usage.recipients_this_month + int(new),
                           known_numbers=usage.known_numbers | {number})
-        return PoolState(self.members, {**self.usage, member.key: counted})
+        return PoolState(self.members, {**self.usage, member.key: counted}, self.by_key)
 
     def member(self, key: Key | None) -> Member | None:
         """The member named by `key`, or None when it is not one of the pool's."""
-        return next((m for m in self.members if m.key == key), None)
+        return None if key is None else self.by_key.get(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,19 +113,25 @@ class Request:
 
 
 def choose(state: PoolState, strategy: Strategy, request: Request) -> Member | None:
-    """The member to send `request` on, or None when no member is usable (the send waits: pool_exhausted)."""
-    candidates = [m for m in state.members if m.key != request.avoid
-                  and (request.sim is None or m.sim == request.sim)]
-    usable = [m for m in candidates if state.usable(m, request.number)]
+    """The member to send `request` on, or None when no member is usable (the send waits: pool_exhausted).
+
+    The preferred or assigned member is looked at alone first: a recipient that keeps its member costs the same
+    whatever the pool's size."""
+
+    def fits(m: Member) -> bool:
+        return m.key != request.avoid and (request.sim is None or m.sim == request.sim) \
+            and state.usable(m, request.number)
+
+    for wanted in (request.prefer, request.assigned if strategy is Strategy.STICKY else None):
+        member = state.member(wanted)
+        if member is not None and fits(member):
+            return member
+    usable = [m for m in state.members if fits(m)]
     if not usable:
         return None
-    for wanted in (request.prefer, request.assigned if strategy is Strategy.STICKY else None):
-        member = next((m for m in usable if m.key == wanted), None)
-        if member is not None:
-            return member
     if strategy is Strategy.STICKY:
         return max(usable, key=lambda m: _weight(request.number, m.key))
-    return min(usable, key=lambda m: (state.of(m).sent_today, state.members.index(m)))
+    return min(usable, key=lambda m: state.of(m).sent_today)  # the first listed of the fewest: min keeps order
 
 
 def sticky_order(number: str, members: Iterable[Member]) -> list[Member]:

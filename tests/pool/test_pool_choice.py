@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.pool import Member, PoolState, Request, Strategy, Usage, choose, day_of, month_of, next_midnight
+from bridge.pool import (Key, Member, PoolState, Request, Strategy, Usage, choose, day_of, month_of, next_midnight,
+                         sticky_order)
 
 NUMBERS = st.from_regex(r"\+49157[0-9]{8}", fullmatch=True)
 LIMITS = st.none() | st.integers(1, 6)
@@ -78,6 +80,49 @@ def test_sticky_keeps_an_assigned_member_while_usable(state: PoolState, number: 
         assert chosen == member
     else:
         assert chosen != member
+
+
+@given(st.data(), pools(), st.sampled_from(Strategy))
+def test_picks_the_member_the_rules_name(data: st.DataObject, state: PoolState, strategy: Strategy) -> None:
+    """The usable preferred member, else (sticky) the usable assigned one, else sticky's first usable member in
+    the number's order, or round_robin's usable member with fewest sends today, first listed on a tie."""
+    request = data.draw(requests(state))
+    usable = [m for m in state.members if state.usable(m, request.number) and m.key != request.avoid
+              and request.sim in (None, m.sim)]
+    kept = [m for m in usable if m.key == request.prefer]
+    if strategy is Strategy.STICKY:
+        kept += [m for m in usable if m.key == request.assigned]
+        kept += [m for m in sticky_order(request.number, state.members) if m in usable]
+    else:
+        fewest = min((state.of(m).sent_today for m in usable), default=0)
+        kept += [m for m in usable if state.of(m).sent_today == fewest]
+    assert choose(state, strategy, request) == (kept[0] if kept else None)
+
+
+class _CountedUsage(dict[Key, Usage]):
+    """Members' usage that counts how often it is read."""
+
+    reads = 0
+
+    def get(self, key: Key, default: Usage | None = None) -> Usage | None:  # type: ignore[override]
+        self.reads += 1
+        return super().get(key, default)
+
+
+@pytest.mark.parametrize(("strategy", "kept_by"), [(Strategy.STICKY, "assigned"), (Strategy.STICKY, "prefer"),
+                                                   (Strategy.ROUND_ROBIN, "prefer")])
+def test_a_recipient_that_keeps_its_member_costs_the_same_in_a_pool_of_any_size(strategy: Strategy,
+                                                                                  kept_by: str) -> None:
+    """Placing a recipient on its sticky member, or a reply on the member that received the SMS, looks at that
+    member's usage alone, in a pool of fifty as of one."""
+    reads = []
+    for size in (1, 50):
+        members = tuple(Member(1000 + i) for i in range(size))
+        usage = _CountedUsage()
+        request = Request("+4915700000001", **{kept_by: members[-1].key})
+        assert choose(PoolState(members, usage), strategy, request) == members[-1]
+        reads.append(usage.reads)
+    assert reads == [1, 1]
 
 
 def test_sticky_moves_a_recipient_only_while_its_member_is_unusable() -> None:
