@@ -15,12 +15,18 @@ only answers 202, and this process, the load generator.
    webhook; the sink must see 2,000 distinct webhook ids (one event per SMS). The baseline is a bare
    aiohttp POST loop sending the same number of signed bodies, with the webhook's concurrency, to the
    same sink.
+3. API on a device pool: the same load as 1, with 50 phones in the account and a `pool:` of their SIMs
+   (sticky placement, no limits), next to figure 1 of the same round and the same bare 202 rate: what
+   the device count costs a send. The run checks that the upstream got each send exactly once, that each
+   number stayed on one member, and reports the fewest and most sends a member took.
 
     python bench/whole_bridge.py [--rounds 3] [--requests 4000] [--clients 64] [--inbound 2000] [--json]
                                  [--stored N] [--loop asyncio|uvloop] [--poll-interval 2s] [--profile DIR]
+                                 [--devices 50]
 
 `--stored N` starts each bridge with N old messages in its store (the scale figures); `--loop uvloop` runs
-the bridge on uvloop to weigh that speedup; `--profile DIR` records py-spy profiles of the bridge under load.
+the bridge on uvloop to weigh that speedup; `--profile DIR` records py-spy profiles of the bridge under load;
+`--devices N` sizes the pool of figure 3 (0 leaves it out).
 
 Both also give the bridge process's CPU time (every thread) per send, from the first request until the
 upstream has every send, and per event, from the inbound SMS appearing until the last webhook: a cost that
@@ -45,7 +51,8 @@ import sys
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +61,7 @@ import aiohttp
 from aiohttp import web
 
 from bridge.gateway.simulator import SIMULATOR, build_simulator_app
+from bridge.pool import Member, sticky_order
 from deliver import _bodies, run_bare
 from http_api import API_KEY, ON_CALL, TEXT, _response_status, _split, bare_202, percentile, stdin_closed
 from poll import fill_store
@@ -64,6 +72,7 @@ EMAIL, PASSWORD, ZONE = "demo@example.com", "demo", "Europe/Paris"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 DEVICE = 1576
 CONCURRENCY = 16  # the webhook's deliveries in flight (the config default)
+POOL_DEVICES = 50  # phones in the account of figure 3, each SIM a pool member
 POLL_INTERVAL = "2s"
 TARGET_API_RATIO = 0.40
 TARGET_P99_MS = 40.0
@@ -101,25 +110,32 @@ rules:
   - name: forward
     match: {{event: inbound}}
     actions: [{{webhook: sink}}]
-"""
+{pool}"""
 
 
 # --- child processes: upstream, sink, bare 202 ----------------------------------------------------
 
 
 def upstream_app() -> web.Application:
-    """The simulator, with POST /bench/inbound {"count"} (stored at once) and GET /bench/polls (the
-    monotonic start of each getallsms window request without filters, as the poller makes them)."""
+    """The simulator, with POST /bench/inbound {"count"} (stored at once), GET /bench/polls (the monotonic
+    start of each getallsms window request without filters, as the poller makes them), GET /bench/calls (the
+    calls answered: getallsms by its filter, getalldevices), POST /bench/devices {"count"} (phones added until
+    the account has that many; answers the ids of that many) and GET /bench/sent (what the upstream took, per member)."""
     app = build_simulator_app(timezone=ZONE, email=EMAIL, password=PASSWORD, pace=1.0, seed=1)
     polls: list[float] = []
+    calls: Counter[str] = Counter()
 
     @web.middleware
     async def note_polls(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
         started = time.monotonic()
         if request.path == "/getdata/getallsms":
             fields = {**request.query, **(await request.post() if request.method == "POST" else {})}
-            if "device_id" not in fields and "customerid" not in fields:
+            kind = next((f"getallsms_by_{name}" for name in ("customerid", "device_id") if name in fields), None)
+            calls[kind or "getallsms_window"] += 1
+            if kind is None:
                 polls.append(started)
+        elif request.path == "/getdata/getalldevices":
+            calls["getalldevices"] += 1
         return await handler(request)
 
     async def inbound(request: web.Request) -> web.Response:
@@ -129,14 +145,26 @@ def upstream_app() -> web.Application:
             sim.add_inbound(f"+49176{n:08d}", f"INFO order {n} please", DEVICE)
         return web.json_response({"at": time.monotonic()})
 
+    async def devices(request: web.Request) -> web.Response:
+        count, sim = int((await request.json())["count"]), request.app[SIMULATOR]
+        while len(sim.devices) < count:
+            sim.add_device()
+        return web.json_response(sorted(sim.devices)[:count])
+
     async def sent(request: web.Request) -> web.Response:
         listed = request.app[SIMULATOR].sent()[int(request.query.get("since", "0")):]
-        return web.json_response({"sent": len(listed),
-                                  "distinct": len({(s["sendto"], s["body"]) for s in listed})})
+        places: dict[str, set[str]] = {}
+        for s in listed:
+            places.setdefault(s["sendto"], set()).add(f"{s['device_id']}:{s['sim']}")
+        return web.json_response({"sent": len(listed), "distinct": len({(s["sendto"], s["body"]) for s in listed}),
+                                  "members": Counter(f"{s['device_id']}:{s['sim']}" for s in listed),
+                                  "places": {number: sorted(p) for number, p in places.items()}})
 
     app.middlewares.append(note_polls)
     app.router.add_post("/bench/inbound", inbound)
+    app.router.add_post("/bench/devices", devices)
     app.router.add_get("/bench/polls", lambda request: web.json_response(polls))
+    app.router.add_get("/bench/calls", lambda request: web.json_response(calls))
     app.router.add_get("/bench/sent", sent)
     return app
 
@@ -226,7 +254,8 @@ def fresh_upstream() -> Iterator[Child]:
 class Bridge:
     """`sms-bridge run` in its own process, on a fresh database, against the upstream and the sink."""
 
-    def __init__(self, directory: Path, upstream: str, sink: str, setup: Setup, profile: Path | None) -> None:
+    def __init__(self, directory: Path, upstream: str, sink: str, setup: Setup, profile: Path | None,
+                 pool: Sequence[int] = ()) -> None:
         port = _free_port()
         config = directory / "rules.yaml"
         db = directory / f"bridge-{time.monotonic_ns()}.db"
@@ -236,7 +265,7 @@ class Bridge:
             upstream=upstream, email=EMAIL, password=PASSWORD, device=DEVICE, zone=ZONE, interval=setup.interval,
             storage=f"path: {db}" if setup.database_url is None else f"url: {setup.database_url}",
             port=port, key=API_KEY, sink=sink, secret=SECRET,
-            concurrency=CONCURRENCY), encoding="utf-8")
+            concurrency=CONCURRENCY, pool=pool_yaml(pool)), encoding="utf-8")
         self.log = open(directory / "bridge.log", "ab")
         self.process = subprocess.Popen([*BRIDGE_COMMAND[setup.loop], "run", "-c", str(config)],
                                         stdout=self.log, stderr=subprocess.STDOUT)
@@ -275,6 +304,14 @@ class Bridge:
         self.log.close()
         if self.profiler is not None:
             self.profiler.wait(60)
+
+
+def pool_yaml(devices: Sequence[int]) -> str:
+    """The `pool:` section placing sends (sticky, no limits) on SIM 0 of each of `devices`; none without any."""
+    if not devices:
+        return ""
+    members = "".join(f"    - {{device_id: {device}}}\n" for device in devices)
+    return f"pool:\n  strategy: sticky\n  members:\n{members}"
 
 
 def _free_port() -> int:
@@ -335,14 +372,41 @@ async def post_load(url: str, clients: int, requests: int) -> tuple[float, list[
 
 async def api_round(session: aiohttp.ClientSession, bare: Child, upstream: Child, sink: Child, clients: int,
                     requests: int, directory: Path, setup: Setup, profile: Path | None) -> dict[str, float]:
-    """One bare-202 load and one bridge load of the same shape; the bridge must hand each send upstream once."""
+    """One bare-202 load and one bridge load of the same shape (no pool: every send on gateway.device_id); the
+    bridge must hand each send upstream once."""
     await post_load(bare.url, clients, requests // 10)  # warm-up
     bare_rate, bare_latencies = await post_load(bare.url, clients, requests)
+    got = await bridge_load(session, upstream, sink, clients, requests, directory, setup, profile)
+    return {**got, "bare_rate": bare_rate, "bare_p99": percentile(bare_latencies, 99),
+            "ratio": got["rate"] / bare_rate}
+
+
+async def pool_round(session: aiohttp.ClientSession, one_device: dict[str, float], upstream: Child, sink: Child,
+                     clients: int, requests: int, devices: int, directory: Path, setup: Setup,
+                     profile: Path | None) -> dict[str, float]:
+    """The load of `api_round` on a bridge placing sends on a pool of `devices` phones (SIM 0 of each), next to
+    `one_device` (that round's figures, and its bare 202 rate)."""
+    async with session.post(f"{upstream.url}/bench/devices", json={"count": devices}) as response:
+        pool = await response.json()
+    got = await bridge_load(session, upstream, sink, clients, requests, directory, setup, profile, pool)
+    return {**got, "ratio": got["rate"] / one_device["bare_rate"], "even_share": requests / len(pool),
+            "devices": len(pool),
+            **{f"one_{key}": one_device[key] for key in ("rate", "p99", "cpu_us", "lookups")}}
+
+
+async def bridge_load(session: aiohttp.ClientSession, upstream: Child, sink: Child, clients: int, requests: int,
+                      directory: Path, setup: Setup, profile: Path | None,
+                      pool: Sequence[int] = ()) -> dict[str, float]:
+    """A bridge (on a pool of SIM 0 of the devices `pool`, when given) under `post_load` until the upstream has
+    every send: requests/s, p99, CPU per send, the sender's own getallsms lookups, and the fewest and most sends
+    a pool member took, and how many took any. Stops the bench when the upstream did not get each send exactly
+    once, or when a number's sends did not all go out on the member sticky placement names for it."""
     before = (await get_json(session, f"{upstream.url}/bench/sent"))["sent"]
     sent_url = f"{upstream.url}/bench/sent?since={before}"
-    bridge = Bridge(directory, upstream.url, sink.url, setup, profile)
+    bridge = Bridge(directory, upstream.url, sink.url, setup, profile, pool)
     try:
         await bridge.ready(session)
+        calls = await get_json(session, f"{upstream.url}/bench/calls")
         cpu = bridge.cpu_seconds()
         rate, latencies = await post_load(bridge.url, clients, requests)
 
@@ -352,12 +416,21 @@ async def api_round(session: aiohttp.ClientSession, bare: Child, upstream: Child
         await wait_for(all_sent, DRAIN_WITHIN, "the sender to hand every accepted send upstream")
         cpu = bridge.cpu_seconds() - cpu
         upstream_sent = await get_json(session, sent_url)
+        calls = Counter(await get_json(session, f"{upstream.url}/bench/calls")) - Counter(calls)
     finally:
         bridge.stop()
     if upstream_sent["sent"] != requests or upstream_sent["sent"] != upstream_sent["distinct"]:
         raise SystemExit(f"bench: {requests} sends accepted, the upstream got {upstream_sent}")
-    return {"bare_rate": bare_rate, "bare_p99": percentile(bare_latencies, 99), "rate": rate,
-            "p99": percentile(latencies, 99), "ratio": rate / bare_rate, "cpu_us": cpu / requests * 1e6}
+    members = [Member(device) for device in pool]
+    misplaced = {number: places for number, places in upstream_sent["places"].items()
+                 if pool and places != [f"{sticky_order(number, members)[0].device_id}:0"]}
+    if misplaced:
+        raise SystemExit(f"bench: sends off the member sticky placement names for their number: {misplaced}")
+    per_member = [upstream_sent["members"].get(f"{device}:0", 0) for device in pool]
+    return {"rate": rate, "p99": percentile(latencies, 99), "cpu_us": cpu / requests * 1e6,
+            "lookups": calls["getallsms_by_customerid"] + calls["getallsms_by_device_id"],
+            "member_min": min(per_member, default=requests), "member_max": max(per_member, default=requests),
+            "members_used": sum(n > 0 for n in per_member)}
 
 
 # --- 2. the pipeline -------------------------------------------------------------------------------
@@ -416,6 +489,24 @@ API_FIGURES = (
     Figure("bare_202_sends_per_s", "1/s", "bare_rate"),
     Figure("bridge_api_cpu_per_send", "us", "cpu_us"),
 )
+
+
+def pool_figures(devices: int) -> tuple[Figure, ...]:
+    """Figure 3's figures for a pool of `devices` phones; their baselines are figure 1's of the same round."""
+    name = f"bridge_api_{devices}_devices"
+    return (
+        Figure(f"{name}_sends_per_s", "1/s", "rate", "one_rate"),
+        Figure(f"{name}_to_bare_ratio", "ratio", "ratio", None, f">= {TARGET_API_RATIO:g}",
+               lambda v: v >= TARGET_API_RATIO),
+        Figure(f"{name}_p99_latency", "ms", "p99", "one_p99", f"< {TARGET_P99_MS:g}", lambda v: v < TARGET_P99_MS),
+        Figure(f"{name}_cpu_per_send", "us", "cpu_us", "one_cpu_us"),
+        Figure(f"{name}_fewest_sends_on_a_member", "sends", "member_min", "even_share"),
+        Figure(f"{name}_most_sends_on_a_member", "sends", "member_max", "even_share"),
+        Figure(f"{name}_members_with_sends", "members", "members_used", "devices"),
+        Figure(f"{name}_sender_getallsms_lookups", "calls", "lookups", "one_lookups"),
+    )
+
+
 PIPELINE_FIGURES = (
     Figure("bridge_poll_to_webhooks_per_s", "events/s", "rate", "bare_rate"),
     Figure("bridge_pipeline_to_bare_ratio", "ratio", "ratio", None, f">= {TARGET_PIPELINE_RATIO:g}",
@@ -454,14 +545,16 @@ async def seeded_store(path: Path, stored: int) -> Path | None:
 
 async def measure(rounds: int, clients: int, requests: int, inbound: int,
                   profiles: Path | None = None, loop: str = "asyncio", stored: int = 0,
-                  interval: str = POLL_INTERVAL) -> list[dict[str, Any]]:
+                  interval: str = POLL_INTERVAL, devices: int = POOL_DEVICES) -> list[dict[str, Any]]:
     """Start the sink and bare server, run the rounds, and return the figures' rows (with py-spy profiles of
-    the bridge in `profiles`, when given; each bridge starts with `stored` old messages).
+    the bridge in `profiles`, when given; each bridge starts with `stored` old messages; the pool figures with
+    `devices` phones, none when 0).
 
     Each bridge gets an upstream of its own, so its poll window holds its own traffic only, not that of the
     measurements before it."""
     children = {mode: Child(mode) for mode in ("sink", "bare")}
     api: list[dict[str, float]] = []
+    pooled: list[dict[str, float]] = []
     pipeline: list[dict[str, float]] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -473,14 +566,21 @@ async def measure(rounds: int, clients: int, requests: int, inbound: int,
                     with fresh_upstream() as upstream:
                         api.append(await api_round(session, children["bare"], upstream, children["sink"], clients,
                                                    requests, directory, setup, _profile(profiles, "api", n)))
+                    if devices:
+                        with fresh_upstream() as upstream:
+                            pooled.append(await pool_round(session, api[-1], upstream, children["sink"], clients,
+                                                           requests, devices, directory, setup,
+                                                           _profile(profiles, f"api-{devices}-devices", n)))
                     with fresh_upstream() as upstream:
                         pipeline.append(await pipeline_round(session, upstream, children["sink"], inbound,
                                                              directory, setup, _profile(profiles, "pipeline", n)))
-                    print(f"round {n + 1}: api {api[-1]}, pipeline {pipeline[-1]}", file=sys.stderr, flush=True)
+                    print(f"round {n + 1}: api {api[-1]}, {devices} devices {pooled[-1] if pooled else '-'}, "
+                          f"pipeline {pipeline[-1]}", file=sys.stderr, flush=True)
     finally:
         for child in children.values():
             child.stop()
-    return rows(API_FIGURES, api) + rows(PIPELINE_FIGURES, pipeline)
+    return (rows(API_FIGURES, api) + (rows(pool_figures(devices), pooled) if devices else [])
+            + rows(PIPELINE_FIGURES, pipeline))
 
 
 def _profile(directory: Path | None, figure: str, round_: int) -> Path | None:
@@ -503,6 +603,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"the bridge's poll.interval (default {POLL_INTERVAL})")
     parser.add_argument("--loop", choices=tuple(BRIDGE_COMMAND), default="asyncio",
                         help="the bridge's event loop (uvloop: to weigh it; the bridge itself runs asyncio's)")
+    parser.add_argument("--devices", type=int, default=POOL_DEVICES, metavar="N",
+                        help=f"phones in the pool of the pool figures (default {POOL_DEVICES}; 0: no pool figures)")
     parser.add_argument("--serve", choices=("upstream", "sink", "bare"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
@@ -511,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
     figures = asyncio.run(measure(args.rounds, args.clients, args.requests, args.inbound, args.profile,
-                                  args.loop, args.stored, args.poll_interval))
+                                  args.loop, args.stored, args.poll_interval, args.devices))
     if args.json:
         print(json.dumps(figures, indent=1))
     else:
