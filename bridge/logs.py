@@ -7,8 +7,10 @@ Extras come from `log.info(..., extra={...})` and from `log_context(...)` blocks
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -25,9 +27,12 @@ LogFormat = Literal["text", "json"]
 LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
 FORMATS: tuple[str, ...] = ("text", "json")
 REDACTED = "***"
+_NEEDS_QUOTES = re.compile(r'[\s"=]')
 
 _context: ContextVar[Mapping[str, Any]] = ContextVar("bridge_log_context", default=MappingProxyType({}))
 _secrets: set[str] = set()
+# The registered secrets, longest first (a secret that contains another is replaced whole), kept sorted once.
+_redacted: tuple[str, ...] = ()
 _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 # Libraries whose INFO lines are noise next to the bridge's own (APScheduler logs every job run).
 _CHATTY = ("apscheduler",)
@@ -48,15 +53,25 @@ def log_context(**fields: Any) -> Iterator[None]:
 
 def register_secrets(secrets: Iterable[Secret | str]) -> None:
     """Make every later log line show these values as '***'."""
+    global _redacted
     _secrets.update(_plain(s) for s in secrets)
     _secrets.discard("")
+    _redacted = _longest_first(_secrets)
 
 
 def redact(text: str, secrets: Iterable[Secret | str]) -> str:
     """`text` with every occurrence of each secret value replaced by '***'."""
-    # Longest first, so a secret that contains another is replaced whole.
-    for value in sorted({_plain(s) for s in secrets if _plain(s)}, key=len, reverse=True):
-        text = text.replace(value, REDACTED)
+    return _redact(text, _longest_first({_plain(s) for s in secrets}))
+
+
+def _longest_first(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted((v for v in values if v), key=len, reverse=True))
+
+
+def _redact(text: str, longest_first: tuple[str, ...]) -> str:
+    for value in longest_first:
+        if value in text:
+            text = text.replace(value, REDACTED)
     return text
 
 
@@ -135,29 +150,37 @@ class UnparsableRequestFilter(logging.Filter):
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
-    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS and not k.startswith("_")}
+    fields = record.__dict__
+    extra = {k for k in fields.keys() - _STANDARD_ATTRS if not k.startswith("_")}
+    return {k: fields[k] for k in fields if k in extra} if extra else {}
 
 
 def _utc(record: logging.LogRecord) -> datetime:
     return datetime.fromtimestamp(record.created, timezone.utc)
 
 
+@functools.lru_cache(maxsize=4)
+def _second(second: int) -> str:
+    """A text line's time: records come many a second, and formatting a datetime costs more than the rest."""
+    return f"{datetime.fromtimestamp(second, timezone.utc):%Y-%m-%dT%H:%M:%SZ}"
+
+
 class TextFormatter(logging.Formatter):
     """`TIME LEVEL logger: message key=value …`, then the traceback if any."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{_utc(record):%Y-%m-%dT%H:%M:%SZ} {record.levelname} {record.name}: {record.getMessage()}"
+        line = f"{_second(int(record.created))} {record.levelname} {record.name}: {record.getMessage()}"
         pairs = " ".join(f"{key}={_text_value(value)}" for key, value in _extras(record).items())
         if pairs:
             line = f"{line} {pairs}"
         if record.exc_info:
             line = f"{line}\n{self.formatException(record.exc_info)}"
-        return redact(line, _secrets)
+        return _redact(line, _redacted)
 
 
 def _text_value(value: Any) -> str:
     text = str(value)
-    if text and not any(c.isspace() or c in "\"=" for c in text):
+    if text and not _NEEDS_QUOTES.search(text):
         return text
     return json.dumps(text, ensure_ascii=False)
 
@@ -173,7 +196,7 @@ class JsonFormatter(logging.Formatter):
             out.setdefault(key, value if isinstance(value, (int, float, bool, type(None))) else str(value))
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        safe = {k: redact(v, _secrets) if isinstance(v, str) else v for k, v in out.items()}
+        safe = {k: _redact(v, _redacted) if isinstance(v, str) else v for k, v in out.items()}
         return json.dumps(safe, ensure_ascii=False)
 
 
