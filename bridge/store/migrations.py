@@ -288,6 +288,13 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE devices ADD COLUMN moved_to INTEGER;
     """,
+    # 15: the recipients still to learn by the customerid a listing shows, so that each poll looks up only the
+    # ones it lists, however many are in flight: the bridge's own (per recipient), and the caller's (per send).
+    """
+    CREATE INDEX recipients_unlearned_correlation ON recipients (correlation_id)
+        WHERE state = 'submitted' AND sms_id IS NULL;
+    CREATE INDEX sends_customer ON sends (customer_id) WHERE customer_id IS NOT NULL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # The version that adds the device pool's columns and tables.
@@ -296,6 +303,8 @@ POOLED_AT = 11
 DEVICES_NAMED_AT = 13
 # The version that keeps where a phone went when its app signed in again under a new id.
 DEVICES_FOLLOWED_AT = 14
+# The version that indexes the recipients still to learn by their customerid.
+UNLEARNED_BY_CUSTOMERID_AT = 15
 # The version whose upgrade also has the backend re-key stored numbers (`SafetyOps.renumber`), right after its
 # statements; a schema created afresh has no rows to re-key.
 RENUMBERED_AT = 7

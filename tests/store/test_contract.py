@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
@@ -350,6 +351,21 @@ async def test_recipients_still_to_learn_come_with_their_send(store: Store) -> N
     assert [(r["id"], r["number"], r["body"]) for r in unlearned] == [
         (rows[1]["id"], "+492", "batch"), (rows[2]["id"], "+493", "batch")]
     assert await store.unlearned_recipient_ids(NOW - 1) == [r["id"] for r in rows[1:]]
+
+
+async def test_recipients_of_a_send_with_its_own_customerid_are_learned_by_it(store: Store) -> None:
+    """Recipients of a send the caller gave a customerid are still to learn under that customerid, not under
+    their own correlation ids."""
+    async with store.transaction() as tx:
+        await tx.insert_sends([replace(a_send("msg_1", "+491", "+492"), customer_id=4242), a_send("msg_2", "+493")],
+                              NOW)
+        rows = await tx.due_recipients("queued", NOW, 10)
+        await tx.mark_submitting([r["id"] for r in rows], NOW)
+        await tx.mark_submitted([(r["id"], None, NOW) for r in rows], NOW)
+        by_caller = await tx.unlearned_recipients(NOW - 1, [4242])
+        by_own = await tx.unlearned_recipients(NOW - 1, [r["correlation_id"] for r in rows])
+    assert [r["number"] for r in by_caller] == ["+491", "+492"]
+    assert [r["number"] for r in by_own] == ["+493"]
 
 
 async def test_recipients_left_submitting_are_put_in_doubt(store: Store) -> None:

@@ -17,6 +17,7 @@ from bridge.store.migrations import (
     POOLED_AT,
     REPLICAS_AT,
     TEXT_INDEXED_AT,
+    UNLEARNED_BY_CUSTOMERID_AT,
 )
 
 NOW = 1_800_000_000.0
@@ -31,6 +32,9 @@ def a_message(sms_id: int, body: str, created_ts: float = NOW) -> tuple:
 async def _back_to(store: Store, version: int) -> None:
     """Make the database look as a bridge at schema `version` left it (the later upgrades not run)."""
     async with store.transaction() as tx:
+        if version < UNLEARNED_BY_CUSTOMERID_AT:
+            for index in ("recipients_unlearned_correlation", "sends_customer"):
+                await tx.execute(f"DROP INDEX {index}")
         if version < DEVICES_FOLLOWED_AT:
             await tx.execute("ALTER TABLE devices DROP COLUMN moved_to")
         if version < DEVICES_NAMED_AT:

@@ -128,9 +128,11 @@ class PostgresSends(SendOps):
     async def unlearned_recipients(self, since: float, correlation_ids: Iterable[int]) -> list[Row]:
         """Recipients submitted after `since` whose upstream sms id is not known yet and whose customerid is
         among `correlation_ids`, with their send, by id."""
+        unlearned = "r.state = 'submitted' AND r.sms_id IS NULL AND r.submitted_ts >= $1"
         return list(await self._db.fetch(
-            _RECIPIENT_FIELDS + "WHERE r.state = 'submitted' AND r.sms_id IS NULL AND r.submitted_ts >= $1 "
-            "AND coalesce(s.customer_id, r.correlation_id) = ANY($2::bigint[]) ORDER BY r.id",
+            _RECIPIENT_FIELDS + f"WHERE r.correlation_id = ANY($2::bigint[]) AND {unlearned} "
+            "AND s.customer_id IS NULL UNION ALL "
+            + _RECIPIENT_FIELDS + f"WHERE s.customer_id = ANY($2::bigint[]) AND {unlearned} ORDER BY 1",
             since, sorted(set(correlation_ids)),
         ))
 

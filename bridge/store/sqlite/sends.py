@@ -144,9 +144,12 @@ class SqliteSends(SendOps):
     async def unlearned_recipients(self, since: float, correlation_ids: Iterable[int]) -> list[Row]:
         """Recipients submitted after `since` whose upstream sms id is not known yet and whose customerid is
         among `correlation_ids`, with their send, by id."""
+        unlearned = "r.state = 'submitted' AND r.sms_id IS NULL AND r.submitted_ts >= ?1"
         cursor = await self._db.execute(
-            _RECIPIENT_FIELDS + "WHERE r.state = 'submitted' AND r.sms_id IS NULL AND r.submitted_ts >= ? "
-            "AND coalesce(s.customer_id, r.correlation_id) IN (SELECT value FROM json_each(?)) ORDER BY r.id",
+            _RECIPIENT_FIELDS + f"WHERE r.correlation_id IN (SELECT value FROM json_each(?2)) AND {unlearned} "
+            "AND s.customer_id IS NULL UNION ALL "
+            + _RECIPIENT_FIELDS + f"WHERE s.customer_id IN (SELECT value FROM json_each(?2)) AND {unlearned} "
+            "ORDER BY 1",
             (since, json.dumps(sorted(set(correlation_ids)))),
         )
         return list(await cursor.fetchall())
