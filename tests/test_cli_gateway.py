@@ -7,33 +7,23 @@ import json
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
 from ports import free_port
+from simulator_control import MakeSimulator, SimulatorControl
 
 from bridge.cli import main
-from bridge.gateway.simulator import SIMULATOR, Simulator, build_simulator_app, serve_simulator
 
 Write = Callable[[str], Path]
 
 
-class Sim:
-    """A simulator served on 127.0.0.1 for a command to call."""
-
-    def __init__(self, url: str, state: Simulator) -> None:
-        self.url = url
-        self.state = state
-
-
 @pytest.fixture
-async def sim() -> AsyncIterator[Sim]:
+async def sim(make_simulator: MakeSimulator) -> SimulatorControl:
     """A standalone simulator (statuses frozen in practice: one step an hour)."""
-    app = build_simulator_app(seed=1, pace=3600)
-    async with serve_simulator(app) as url:
-        yield Sim(url, app[SIMULATOR])
+    return await make_simulator(pace=3600)
 
 
 def gateway_config(write_config: Write, url: str, password: str = "demo", device: str = "device_id: 1576") -> Path:
@@ -50,7 +40,7 @@ def gateway_config(write_config: Write, url: str, password: str = "demo", device
 
 
 @pytest.fixture
-def config(write_config: Write, sim: Sim) -> Path:
+def config(write_config: Write, sim: SimulatorControl) -> Path:
     """A config whose gateway.url points at the simulator, with the demo credentials and device 1576."""
     return gateway_config(write_config, sim.url)
 
@@ -60,7 +50,8 @@ async def cli(*argv: str | Path) -> int:
     return await asyncio.to_thread(main, [str(a) for a in argv])
 
 
-async def test_send_prints_the_id_and_keeps_the_plus(config: Path, sim: Sim, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_send_prints_the_id_and_keeps_the_plus(
+        config: Path, sim: SimulatorControl, capsys: pytest.CaptureFixture[str]) -> None:
     """`send` prints the new SMS id, and the number reaches the API with its `+`."""
     assert await cli("send", "-c", config, "--to", "+4915752982212", "--body", "Hello") == 0
     (sent,) = sim.state.sent()
@@ -68,7 +59,7 @@ async def test_send_prints_the_id_and_keeps_the_plus(config: Path, sim: Sim, cap
     assert (sent["sendto"], sent["body"], sent["device_id"], sent["sim"]) == ("+4915752982212", "Hello", 1576, 0)
 
 
-async def test_send_to_several_numbers_prints_one_id_each(config: Path, sim: Sim,
+async def test_send_to_several_numbers_prints_one_id_each(config: Path, sim: SimulatorControl,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     """`send --to A,B` makes one SMS per number and prints both ids."""
     assert await cli("send", "-c", config, "--to", "+4915752982212,+33612345678", "--body", "Hi") == 0
@@ -76,7 +67,7 @@ async def test_send_to_several_numbers_prints_one_id_each(config: Path, sim: Sim
     assert [s["sendto"] for s in sim.state.sent()] == ["+4915752982212", "+33612345678"]
 
 
-async def test_send_options_reach_the_api(config: Path, sim: Sim) -> None:
+async def test_send_options_reach_the_api(config: Path, sim: SimulatorControl) -> None:
     """--device-id, --sim, --at (account zone), --urgent and --customer-id are passed to addsms."""
     code = await cli("send", "-c", config, "--to", "+4915752982212", "--body", "Later", "--device-id", "1297",
                      "--sim", "1", "--at", "2030-01-12 02:03:39", "--urgent", "--customer-id", "55")
@@ -86,7 +77,7 @@ async def test_send_options_reach_the_api(config: Path, sim: Sim) -> None:
         1297, 1, "2030-01-12 02:03:39", True, 55)
 
 
-async def test_send_without_a_device_is_bad_input(write_config: Write, sim: Sim,
+async def test_send_without_a_device_is_bad_input(write_config: Write, sim: SimulatorControl,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """Without --device-id or gateway.device_id, `send` exits 1 saying so."""
     config = gateway_config(write_config, sim.url, device="")
@@ -100,7 +91,8 @@ async def test_send_with_a_bad_time_is_bad_input(config: Path, capsys: pytest.Ca
     assert "is not a time" in capsys.readouterr().err
 
 
-async def test_devices_lists_phones_sims_and_state(config: Path, sim: Sim, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_devices_lists_phones_sims_and_state(
+        config: Path, sim: SimulatorControl, capsys: pytest.CaptureFixture[str]) -> None:
     """`devices` shows each phone with its SIM numbers, and a phone not seen for an hour as offline."""
     sim.state.set_device(1297, frozen=True, last_seen_ago=3600)
     assert await cli("devices", "-c", config) == 0
@@ -111,7 +103,8 @@ async def test_devices_lists_phones_sims_and_state(config: Path, sim: Sim, capsy
     assert "offline" in sdk and "(1h ago)" in sdk
 
 
-async def test_messages_lists_incoming_and_outgoing(config: Path, sim: Sim, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_messages_lists_incoming_and_outgoing(
+        config: Path, sim: SimulatorControl, capsys: pytest.CaptureFixture[str]) -> None:
     """`messages` shows a table with the sender of an incoming SMS and an outgoing one's status."""
     in_id = sim.state.add_inbound("+33612345678", "INFO\nplease")
     assert await cli("send", "-c", config, "--to", "+4915752982212", "--body", "Hi") == 0
@@ -123,7 +116,8 @@ async def test_messages_lists_incoming_and_outgoing(config: Path, sim: Sim, caps
     assert "pending" in out
 
 
-async def test_table_times_carry_their_offset(config: Path, sim: Sim, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_table_times_carry_their_offset(
+        config: Path, sim: SimulatorControl, capsys: pytest.CaptureFixture[str]) -> None:
     """`messages` and `devices` print times in the account's zone with its UTC offset."""
     in_id = sim.state.add_inbound("+33612345678", "hello")
     assert await cli("messages", "-c", config) == 0
@@ -134,7 +128,8 @@ async def test_table_times_carry_their_offset(config: Path, sim: Sim, capsys: py
     assert re.search(r"\d\d:\d\d:\d\d\+0[12]:00 \(", device)
 
 
-async def test_messages_as_json_with_filters(config: Path, sim: Sim, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_messages_as_json_with_filters(
+        config: Path, sim: SimulatorControl, capsys: pytest.CaptureFixture[str]) -> None:
     """`messages --json --status received` prints a JSON list of the matching messages only."""
     in_id = sim.state.add_inbound("+33612345678", "hello", device_id=1297)
     assert await cli("send", "-c", config, "--to", "+4915752982212", "--body", "Hi") == 0
@@ -146,7 +141,8 @@ async def test_messages_as_json_with_filters(config: Path, sim: Sim, capsys: pyt
     assert only["created_at"].endswith(("+01:00", "+02:00"))
 
 
-async def test_messages_count_prints_a_number(config: Path, sim: Sim, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_messages_count_prints_a_number(
+        config: Path, sim: SimulatorControl, capsys: pytest.CaptureFixture[str]) -> None:
     """`messages --count` prints how many messages match."""
     sim.state.add_inbound("+33612345678", "a")
     sim.state.add_inbound("+33612345678", "b", created_ago=3 * 86400)
@@ -161,7 +157,8 @@ async def test_an_unknown_status_name_is_bad_input(config: Path, capsys: pytest.
     assert "delivered" in capsys.readouterr().err
 
 
-async def test_status_prints_name_and_code(config: Path, sim: Sim, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_status_prints_name_and_code(
+        config: Path, sim: SimulatorControl, capsys: pytest.CaptureFixture[str]) -> None:
     """`status SMS_ID` prints the status name, code and description."""
     sms_id = sim.state.add_inbound("+33612345678", "x")
     sim.state.pin_status(sms_id, 7)
@@ -169,7 +166,7 @@ async def test_status_prints_name_and_code(config: Path, sim: Sim, capsys: pytes
     assert capsys.readouterr().out.strip() == f"{sms_id} delivered (7): delivered"
 
 
-async def test_tag_contact_and_newsletter_print_their_ids(config: Path, sim: Sim,
+async def test_tag_contact_and_newsletter_print_their_ids(config: Path, sim: SimulatorControl,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     """`tag add`, `contact add` and `newsletter create` print the ids the API gives."""
     assert await cli("tag", "add", "-c", config, "Employees") == 0
@@ -185,13 +182,13 @@ async def test_tag_contact_and_newsletter_print_their_ids(config: Path, sim: Sim
 
 
 @pytest.fixture
-def de_config(write_config: Write, sim: Sim) -> Path:
+def de_config(write_config: Write, sim: SimulatorControl) -> Path:
     """The simulator's config with `default_region: DE`."""
     return gateway_config(write_config, sim.url, device="device_id: 1576\n          default_region: DE")
 
 
 @pytest.mark.parametrize("bad", ["notanumber", "+49 123", "+4915752982212,12"])
-async def test_send_refuses_a_bad_number_and_sends_nothing(bad: str, de_config: Path, sim: Sim,
+async def test_send_refuses_a_bad_number_and_sends_nothing(bad: str, de_config: Path, sim: SimulatorControl,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     """`send --to` with a number the API would refuse exits 1 naming --to, and nothing reaches the upstream."""
     assert await cli("send", "-c", de_config, "--to", bad, "--body", "Hello") == 1
@@ -200,13 +197,13 @@ async def test_send_refuses_a_bad_number_and_sends_nothing(bad: str, de_config: 
     assert sim.state.sent() == []
 
 
-async def test_send_reads_national_numbers_in_the_default_region(de_config: Path, sim: Sim) -> None:
+async def test_send_reads_national_numbers_in_the_default_region(de_config: Path, sim: SimulatorControl) -> None:
     """`send --to 015752982212` with default_region DE goes out as +4915752982212, like the API's sends."""
     assert await cli("send", "-c", de_config, "--to", "015752982212, 0049 1575 2982213", "--body", "Hi") == 0
     assert [row["sendto"] for row in sim.state.sent()] == ["+4915752982212", "+4915752982213"]
 
 
-async def test_contact_phone_is_validated_and_normalised(de_config: Path, sim: Sim,
+async def test_contact_phone_is_validated_and_normalised(de_config: Path, sim: SimulatorControl,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     """`contact add --phone` refuses a bad number and stores a national one in E.164, so newsletters reach it."""
     assert await cli("tag", "add", "-c", de_config, "Staff") == 0
@@ -222,7 +219,7 @@ async def test_contact_phone_is_validated_and_normalised(de_config: Path, sim: S
         "+4915752982212"]
 
 
-async def test_an_upstream_failure_exits_2_with_the_message(config: Path, sim: Sim,
+async def test_an_upstream_failure_exits_2_with_the_message(config: Path, sim: SimulatorControl,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     """An HTTP 500 from the API exits 2 with the reason on stderr and no traceback."""
     sim.state.add_fault("500", 1, ["getalldevices"], 0)
@@ -238,7 +235,8 @@ async def test_a_refusal_exits_2_with_the_upstream_message(config: Path, capsys:
     assert "Sms not found" in capsys.readouterr().err
 
 
-async def test_wrong_credentials_exit_2(write_config: Write, sim: Sim, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_wrong_credentials_exit_2(
+        write_config: Write, sim: SimulatorControl, capsys: pytest.CaptureFixture[str]) -> None:
     """A refused password exits 2 with the upstream's message and never prints the password."""
     config = gateway_config(write_config, sim.url, password="hunter2-wrong")
     assert await cli("devices", "-c", config) == 2

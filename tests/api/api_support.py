@@ -1,4 +1,4 @@
-"""Helpers of the HTTP API and sender tests: a real simulator, a config, and the bridge's API on a test server."""
+"""Helpers of the HTTP API and sender tests: a config, and the bridge's API on a test server."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from waiting import WAIT, eventually
 from bridge.appkeys import CONFIG, GATEWAY, HTTP, METRICS, POLLER, SENDER, STORE
 from bridge.config import Config, load_config
 from bridge.gateway.client import GatewayClient
-from bridge.gateway.simulator import Simulator
 from bridge.metrics import Metrics
 from bridge.pipeline import Pipeline
 from bridge.poller import Poller
@@ -45,33 +44,6 @@ class Clock:
     def advance(self, seconds: float) -> None:
         """Move the clock forward."""
         self.offset += seconds
-
-
-@dataclass
-class Sim:
-    """The running simulator: its URL, its state, and its control endpoints over HTTP."""
-
-    url: str
-    state: Simulator
-    session: aiohttp.ClientSession
-
-    async def sent(self) -> list[dict[str, Any]]:
-        """GET /simulator/sent."""
-        async with self.session.get(self.url + "/simulator/sent") as response:
-            assert response.status == 200
-            return await response.json()
-
-    async def fault(self, mode: str, count: int = 1, methods: list[str] | None = None,
-                    hang_seconds: float = 30.0) -> None:
-        """POST /simulator/faults."""
-        body = {"mode": mode, "count": count, "methods": methods, "hang_seconds": hang_seconds}
-        async with self.session.post(self.url + "/simulator/faults", json=body) as response:
-            assert response.status == 200, await response.text()
-
-    async def calls(self, method: str) -> int:
-        """How often an API method was called (GET /simulator/stats)."""
-        async with self.session.get(self.url + "/simulator/stats") as response:
-            return (await response.json())["calls"].get(method, 0)
 
 
 CONFIG_YAML = """\

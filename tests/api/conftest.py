@@ -6,26 +6,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
+from api_support import Bridge, start_bridge, write_config
+from simulator_control import MakeSimulator, SimulatorControl
 
 from bridge.config import Config
-from bridge.gateway.simulator import SIMULATOR, build_simulator_app, serve_simulator
-
-from api_support import Bridge, Sim, start_bridge, write_config
-
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Sim]:
+async def sim(make_simulator: MakeSimulator) -> SimulatorControl:
     """A simulator on a free port."""
-    app = build_simulator_app(pace=1.0, seed=7)
-    async with aiohttp.ClientSession() as session, serve_simulator(app) as url:
-        yield Sim(url, app[SIMULATOR], session)
+    return await make_simulator(pace=1.0, seed=7)
 
 
 @pytest.fixture
-def make_config(tmp_path: Path, sim: Sim) -> Callable[..., Config]:
+def make_config(tmp_path: Path, sim: SimulatorControl) -> Callable[..., Config]:
     """Builds a config pointing at the simulator (write_config's keyword arguments)."""
     return lambda **kwargs: write_config(tmp_path, sim.url, **kwargs)
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from api_support import ALERT_TO, API_KEY, Bridge, Sim
+from api_support import ALERT_TO, API_KEY, Bridge
 from ports import free_port
+from simulator_control import SimulatorControl
 from waiting import eventually
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
@@ -92,7 +93,7 @@ async def amtool(*args: str) -> str:
     return output.decode(errors="replace")
 
 
-async def test_alert_added_with_amtool_is_sent_as_an_sms(bridge: Bridge, sim: Sim, tmp_path: Path) -> None:
+async def test_alert_added_with_amtool_is_sent_as_an_sms(bridge: Bridge, sim: SimulatorControl, tmp_path: Path) -> None:
     """Alertmanager posts the HighTemp alert to the hook with the bearer key and the upstream gets the SMS."""
     async with alertmanager(tmp_path, bridge.url) as url:
         await amtool("alert", "add", f"--alertmanager.url={url}", "HighTemp", "severity=critical", "instance=a",

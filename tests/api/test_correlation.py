@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from api_support import Bridge, Sim, write_config
+from api_support import Bridge, write_config
+from simulator_control import SimulatorControl
 
 from bridge.config import Config
 
@@ -14,7 +15,7 @@ TO = "+4915752777001"
 
 async def test_reconciling_never_takes_another_bridges_sms(
         tmp_path: Path, make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]],
-        sim: Sim) -> None:
+        sim: SimulatorControl) -> None:
     """A bridge with a fresh database whose addsms failed does not mistake another bridge's SMS to the same
     number for its own: its text is sent, under its own sms id."""
     first = await bridges(make_config())
@@ -31,7 +32,7 @@ async def test_reconciling_never_takes_another_bridges_sms(
 
 async def test_a_users_customer_id_is_matched_with_its_own_text_only(
         tmp_path: Path, make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]],
-        sim: Sim) -> None:
+        sim: SimulatorControl) -> None:
     """Two bridges sending with the same user customer_id to one number each keep their own SMS."""
     first = await bridges(make_config())
     body = {"to": TO, "customer_id": 4242}

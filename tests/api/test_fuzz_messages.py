@@ -15,10 +15,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from api_support import Bridge, Sim
+from api_support import Bridge
 from hostile_inputs import WHOLE_PATH, any_text, readable
 from hypothesis import given
 from hypothesis import strategies as st
+from simulator_control import SimulatorControl
 from test_messages import numbers
 
 from bridge.config import Config
@@ -56,7 +57,7 @@ async def waiting_bridge(make_config: Callable[..., Config], bridges: Callable[.
 @WHOLE_PATH
 @given(batch=requests)
 async def test_each_bad_send_in_a_batch_fails_alone_and_the_others_go_once(
-        waiting_bridge: Bridge, sim: Sim, batch: list[dict[str, Any]]) -> None:
+        waiting_bridge: Bridge, sim: SimulatorControl, batch: list[dict[str, Any]]) -> None:
     """Good sends are submitted and sent once each; an unknown device fails with the upstream's reason; a bad
     send_at or number is a 400 naming it, and nothing of it is sent."""
     bridge = waiting_bridge

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_support import ALERT_TO, Bridge, Sim
+from api_support import ALERT_TO, Bridge
+from simulator_control import SimulatorControl
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -35,7 +36,7 @@ def grafana_payload() -> dict[str, Any]:
     }
 
 
-async def test_alertmanager_fixture_becomes_one_sms_to_the_hook_numbers(bridge: Bridge, sim: Sim) -> None:
+async def test_alertmanager_fixture_becomes_one_sms_to_the_hook_numbers(bridge: Bridge, sim: SimulatorControl) -> None:
     """The real Alertmanager v4 body is queued (202) and sent as one SMS naming the alert group."""
     response = await bridge.send(alertmanager_payload(), path="/v1/hooks/alertmanager")
     assert response.status == 202
@@ -46,7 +47,7 @@ async def test_alertmanager_fixture_becomes_one_sms_to_the_hook_numbers(bridge: 
     assert "instance=a: Temp high on a" in sent["body"] and "+1 more" in sent["body"]
 
 
-async def test_alertmanager_resolved_group_says_so(bridge: Bridge, sim: Sim) -> None:
+async def test_alertmanager_resolved_group_says_so(bridge: Bridge, sim: SimulatorControl) -> None:
     """A resolved notification is sent with RESOLVED in its title."""
     payload = alertmanager_payload()
     payload["status"] = "resolved"
@@ -57,7 +58,7 @@ async def test_alertmanager_resolved_group_says_so(bridge: Bridge, sim: Sim) -> 
     assert (await sim.sent())[0]["body"].startswith("[RESOLVED] HighTemp")
 
 
-async def test_alertmanager_repeats_are_not_deduplicated(bridge: Bridge, sim: Sim) -> None:
+async def test_alertmanager_repeats_are_not_deduplicated(bridge: Bridge, sim: SimulatorControl) -> None:
     """The same group notified twice (a repeat_interval) is two SMS: groupKey is not a dedupe key."""
     for _ in range(2):
         response = await bridge.send(alertmanager_payload(), path="/v1/hooks/alertmanager")
@@ -111,7 +112,7 @@ async def test_garbage_to_a_preset_hook_is_4xx(bridge: Bridge, payload: Any) -> 
         assert 400 <= response.status < 500, (name, payload, response.status)
 
 
-async def test_grafana_alert_group_becomes_an_sms(bridge: Bridge, sim: Sim) -> None:
+async def test_grafana_alert_group_becomes_an_sms(bridge: Bridge, sim: SimulatorControl) -> None:
     """A Grafana alerting notification is sent with its title line and summary."""
     response = await bridge.send(grafana_payload(), path="/v1/hooks/grafana")
     assert response.status == 202
@@ -120,7 +121,7 @@ async def test_grafana_alert_group_becomes_an_sms(bridge: Bridge, sim: Sim) -> N
     assert body.startswith("[FIRING:1] DiskFull") and "Disk 98% full on db1" in body
 
 
-async def test_grafana_legacy_alert_becomes_an_sms(bridge: Bridge, sim: Sim) -> None:
+async def test_grafana_legacy_alert_becomes_an_sms(bridge: Bridge, sim: SimulatorControl) -> None:
     """A legacy Grafana alert (state, title, message; no alerts) is sent too."""
     payload = {"state": "alerting", "title": "CPU high", "message": "cpu at 99%", "ruleId": 1}
     response = await bridge.send(payload, path="/v1/hooks/grafana")
@@ -128,7 +129,7 @@ async def test_grafana_legacy_alert_becomes_an_sms(bridge: Bridge, sim: Sim) -> 
     assert (await sim.sent())[0]["body"] == "[ALERTING] CPU high\ncpu at 99%"
 
 
-async def test_generic_hook_renders_its_template_to_every_number(bridge: Bridge, sim: Sim) -> None:
+async def test_generic_hook_renders_its_template_to_every_number(bridge: Bridge, sim: SimulatorControl) -> None:
     """A generic hook renders its template with `payload` and sends to each of its numbers."""
     response = await bridge.send({"build": 812, "result": "failed"}, path="/v1/hooks/ci")
     await bridge.settled((await response.json())["id"])
@@ -137,28 +138,28 @@ async def test_generic_hook_renders_its_template_to_every_number(bridge: Bridge,
     assert {s["body"] for s in sent} == {"Build 812 FAILED"}
 
 
-async def test_generic_hook_template_error_is_422(bridge: Bridge, sim: Sim) -> None:
+async def test_generic_hook_template_error_is_422(bridge: Bridge, sim: SimulatorControl) -> None:
     """A payload the template cannot render (a missing key) is a 422 and nothing is queued."""
     response = await bridge.send({"result": "failed"}, path="/v1/hooks/ci")
     assert response.status == 422
     assert "build" in (await response.json())["error"]
 
 
-async def test_generic_hook_without_template_sends_the_text_field(bridge: Bridge, sim: Sim) -> None:
+async def test_generic_hook_without_template_sends_the_text_field(bridge: Bridge, sim: SimulatorControl) -> None:
     """Without a template a generic hook sends the payload's text field."""
     response = await bridge.send({"text": "backup done", "level": "info"}, path="/v1/hooks/plain")
     await bridge.settled((await response.json())["id"])
     assert (await sim.sent())[0]["body"] == "backup done"
 
 
-async def test_generic_hook_without_text_sends_the_json(bridge: Bridge, sim: Sim) -> None:
+async def test_generic_hook_without_text_sends_the_json(bridge: Bridge, sim: SimulatorControl) -> None:
     """Without a template or a text field a generic hook sends the payload as compact JSON."""
     response = await bridge.send({"level": "info", "n": 2}, path="/v1/hooks/plain")
     await bridge.settled((await response.json())["id"])
     assert (await sim.sent())[0]["body"] == '{"level":"info","n":2}'
 
 
-async def test_long_rendered_text_is_cut_to_the_body_limit(bridge: Bridge, sim: Sim) -> None:
+async def test_long_rendered_text_is_cut_to_the_body_limit(bridge: Bridge, sim: SimulatorControl) -> None:
     """A rendered text over server.max_body_chars is cut with an ellipsis rather than refused."""
     response = await bridge.send({"text": "x" * 5000}, path="/v1/hooks/plain")
     await bridge.settled((await response.json())["id"])
@@ -173,7 +174,7 @@ async def test_unknown_hook_is_404(bridge: Bridge) -> None:
     assert "nagios" in (await response.json())["error"]
 
 
-async def test_alert_with_many_alerts_still_fits(bridge: Bridge, sim: Sim) -> None:
+async def test_alert_with_many_alerts_still_fits(bridge: Bridge, sim: SimulatorControl) -> None:
     """A group of 200 alerts renders to a bounded SMS (the preset cuts it to two segments)."""
     payload = alertmanager_payload()
     template = payload["alerts"][0]
@@ -184,7 +185,7 @@ async def test_alert_with_many_alerts_still_fits(bridge: Bridge, sim: Sim) -> No
     assert len((await sim.sent())[0]["body"]) <= 306
 
 
-async def test_a_nul_in_a_hook_payload_is_sent_whole(bridge: Bridge, sim: Sim) -> None:
+async def test_a_nul_in_a_hook_payload_is_sent_whole(bridge: Bridge, sim: SimulatorControl) -> None:
     """A rendered hook text holding a NUL character reaches the upstream whole."""
     response = await bridge.send({"text": "disk\u0000full"}, path="/v1/hooks/plain")
     assert response.status == 202

@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from api_support import API_KEY, OTHER_KEY, Bridge, Clock, Sim, write_config
+from api_support import API_KEY, OTHER_KEY, Bridge, Clock, write_config
+from simulator_control import SimulatorControl
 
 from bridge.config import Config
 from bridge.leadership import Leadership
@@ -16,7 +17,7 @@ from bridge.leadership import Leadership
 MESSAGE = {"to": "+4915752982212", "body": "disk full on db1"}
 
 
-async def test_same_key_and_body_returns_the_first_answer_and_sends_once(bridge: Bridge, sim: Sim) -> None:
+async def test_same_key_and_body_returns_the_first_answer_and_sends_once(bridge: Bridge, sim: SimulatorControl) -> None:
     """A retry with the same key and body gets the stored 202 (marked replayed) and nothing is sent again."""
     first = await bridge.send(MESSAGE, headers={"Idempotency-Key": "alert-1"})
     first_body = await first.json()
@@ -37,14 +38,14 @@ async def test_same_key_with_another_body_is_422(bridge: Bridge) -> None:
     assert (await response.json())["field"] == "Idempotency-Key"
 
 
-async def test_quoted_and_bare_keys_are_the_same_key(bridge: Bridge, sim: Sim) -> None:
+async def test_quoted_and_bare_keys_are_the_same_key(bridge: Bridge, sim: SimulatorControl) -> None:
     """`"abc"` (a structured-field string) and `abc` name the same key."""
     first = await bridge.send(MESSAGE, headers={"Idempotency-Key": '"8e03978e-40d5"'})
     again = await bridge.send(MESSAGE, headers={"Idempotency-Key": "8e03978e-40d5"})
     assert (await again.json())["id"] == (await first.json())["id"]
 
 
-async def test_concurrent_duplicates_send_once(bridge: Bridge, sim: Sim) -> None:
+async def test_concurrent_duplicates_send_once(bridge: Bridge, sim: SimulatorControl) -> None:
     """Twenty simultaneous requests with one key: one send; the others are 409 or the replayed 202."""
     responses = await asyncio.gather(*(bridge.send(MESSAGE, headers={"Idempotency-Key": "burst"})
                                        for _ in range(20)))
@@ -57,7 +58,7 @@ async def test_concurrent_duplicates_send_once(bridge: Bridge, sim: Sim) -> None
 
 
 async def test_one_key_sent_to_two_replicas_at_once_sends_once(
-        tmp_path: Path, sim: Sim, bridges: Callable[..., Awaitable[Bridge]], postgres_url: str) -> None:
+        tmp_path: Path, sim: SimulatorControl, bridges: Callable[..., Awaitable[Bridge]], postgres_url: str) -> None:
     """The same key to two replicas on one PostgreSQL at once: one 202, the others 409 (or the replayed 202),
     then the stored answer from either replica, and one SMS sent."""
     replicas = []
@@ -77,7 +78,7 @@ async def test_one_key_sent_to_two_replicas_at_once_sends_once(
     assert len(await sim.sent()) == 1
 
 
-async def test_keys_are_scoped_per_api_key(bridge: Bridge, sim: Sim) -> None:
+async def test_keys_are_scoped_per_api_key(bridge: Bridge, sim: SimulatorControl) -> None:
     """The same key under two API keys is two requests."""
     first = await bridge.send(MESSAGE, headers={"Idempotency-Key": "shared"})
     second = await bridge.send(MESSAGE, headers={"Idempotency-Key": "shared"}, key=OTHER_KEY)
@@ -111,7 +112,7 @@ async def test_keys_expire_after_a_day(make_config: Callable[..., Config],
     assert (await again.json())["id"] != (await first.json())["id"]
 
 
-async def test_hooks_honour_the_key_too(bridge: Bridge, sim: Sim) -> None:
+async def test_hooks_honour_the_key_too(bridge: Bridge, sim: SimulatorControl) -> None:
     """An inbound hook retried with the same key queues one send."""
     payload = {"build": 7, "result": "failed"}
     first = await bridge.send(payload, path="/v1/hooks/ci", headers={"Idempotency-Key": "ci-7"})

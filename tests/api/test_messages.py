@@ -6,7 +6,8 @@ import asyncio
 from collections import Counter
 
 import pytest
-from api_support import API_KEY, DEVICE, Bridge, Sim
+from api_support import API_KEY, DEVICE, Bridge
+from simulator_control import SimulatorControl
 
 
 def numbers(n: int, start: int = 0) -> list[str]:
@@ -23,7 +24,7 @@ async def test_post_answers_202_queued_with_an_id(bridge: Bridge) -> None:
     assert response.headers["Location"] == f"/v1/messages/{body['id']}"
 
 
-async def test_single_recipient_is_sent_with_addsms_and_learns_its_id(bridge: Bridge, sim: Sim) -> None:
+async def test_single_recipient_is_sent_with_addsms_and_learns_its_id(bridge: Bridge, sim: SimulatorControl) -> None:
     """One recipient goes out through addsms and the message shows its upstream id and pending status."""
     response = await bridge.send({"to": "+4915752982212", "body": "one"})
     message = await bridge.settled((await response.json())["id"])
@@ -37,7 +38,8 @@ async def test_single_recipient_is_sent_with_addsms_and_learns_its_id(bridge: Br
 
 
 @pytest.mark.parametrize("count", [10, 1000])
-async def test_many_recipients_go_in_batches_and_all_learn_their_ids(bridge: Bridge, sim: Sim, count: int) -> None:
+async def test_many_recipients_go_in_batches_and_all_learn_their_ids(
+        bridge: Bridge, sim: SimulatorControl, count: int) -> None:
     """A message to many numbers is sent with addalotofsms and every recipient learns its own sms_id."""
     to = numbers(count)
     response = await bridge.send({"to": to, "body": f"batch of {count}"})
@@ -50,7 +52,7 @@ async def test_many_recipients_go_in_batches_and_all_learn_their_ids(bridge: Bri
     assert await sim.calls("addalotofsms") == -(-count // 100)
 
 
-async def test_numbers_are_normalised_to_e164_and_sent_once(bridge: Bridge, sim: Sim) -> None:
+async def test_numbers_are_normalised_to_e164_and_sent_once(bridge: Bridge, sim: SimulatorControl) -> None:
     """National and formatted spellings become E.164 (default region), and a repeated number is sent once."""
     response = await bridge.send({"to": ["0157 5298 2212", "+49 (157) 52982212", "+4915752982213"], "body": "x"})
     message = await bridge.settled((await response.json())["id"])
@@ -58,7 +60,7 @@ async def test_numbers_are_normalised_to_e164_and_sent_once(bridge: Bridge, sim:
     assert sorted(s["to"] for s in await sim.sent()) == ["+4915752982212", "+4915752982213"]
 
 
-async def test_invalid_number_is_400_naming_its_position(bridge: Bridge, sim: Sim) -> None:
+async def test_invalid_number_is_400_naming_its_position(bridge: Bridge, sim: SimulatorControl) -> None:
     """An invalid number in the list is a 400 whose field is to[INDEX]; nothing is queued."""
     response = await bridge.send({"to": ["+4915752982212", "+4915752982213", "12"], "body": "x"})
     assert response.status == 400
@@ -131,7 +133,7 @@ async def test_lone_surrogate_in_body_is_400(bridge: Bridge) -> None:
     assert response.status == 400 and (await response.json())["field"] == "body"
 
 
-async def test_send_at_without_offset_is_read_in_the_account_zone(bridge: Bridge, sim: Sim) -> None:
+async def test_send_at_without_offset_is_read_in_the_account_zone(bridge: Bridge, sim: SimulatorControl) -> None:
     """A naive send_at is the account's local time and reaches the upstream as timetosend unchanged."""
     response = await bridge.send({"to": "+4915752982212", "body": "later", "send_at": "2030-07-01 09:30"})
     message = await bridge.settled((await response.json())["id"])
@@ -139,14 +141,14 @@ async def test_send_at_without_offset_is_read_in_the_account_zone(bridge: Bridge
     assert (await sim.sent())[0]["timetosend"] == "2030-07-01 09:30:00"
 
 
-async def test_send_at_with_an_offset_is_converted_to_the_account_zone(bridge: Bridge, sim: Sim) -> None:
+async def test_send_at_with_an_offset_is_converted_to_the_account_zone(bridge: Bridge, sim: SimulatorControl) -> None:
     """An ISO 8601 send_at with Z reaches the upstream in the account's zone."""
     response = await bridge.send({"to": "+4915752982212", "body": "later", "send_at": "2030-01-15T08:00:00Z"})
     await bridge.settled((await response.json())["id"])
     assert (await sim.sent())[0]["timetosend"] == "2030-01-15 09:00:00"
 
 
-async def test_options_reach_the_upstream(bridge: Bridge, sim: Sim) -> None:
+async def test_options_reach_the_upstream(bridge: Bridge, sim: SimulatorControl) -> None:
     """device_id, sim and urgent given in the request are what the upstream receives."""
     response = await bridge.send({"to": "+4915752982212", "body": "otp 1234", "device_id": 1297, "sim": 1,
                                   "urgent": True})
@@ -155,7 +157,7 @@ async def test_options_reach_the_upstream(bridge: Bridge, sim: Sim) -> None:
     assert (sent["device_id"], sent["sim"], sent["urgent"]) == (1297, 1, True)
 
 
-async def test_defaults_come_from_the_gateway_config(bridge: Bridge, sim: Sim) -> None:
+async def test_defaults_come_from_the_gateway_config(bridge: Bridge, sim: SimulatorControl) -> None:
     """Without device_id and sim the configured defaults are used."""
     response = await bridge.send({"to": "+4915752982212", "body": "defaults"})
     await bridge.settled((await response.json())["id"])
@@ -163,7 +165,7 @@ async def test_defaults_come_from_the_gateway_config(bridge: Bridge, sim: Sim) -
     assert (sent["device_id"], sent["sim"], sent["urgent"]) == (DEVICE, 0, False)
 
 
-async def test_user_customer_id_is_sent_per_recipient_with_addsms(bridge: Bridge, sim: Sim) -> None:
+async def test_user_customer_id_is_sent_per_recipient_with_addsms(bridge: Bridge, sim: SimulatorControl) -> None:
     """A user-supplied customer_id goes upstream as customerid, one addsms per recipient, ids learned."""
     response = await bridge.send({"to": numbers(3), "body": "order shipped", "customer_id": 4242})
     message = await bridge.settled((await response.json())["id"])
@@ -172,7 +174,7 @@ async def test_user_customer_id_is_sent_per_recipient_with_addsms(bridge: Bridge
     assert sorted(r["sms_id"] for r in message["recipients"]) == sorted(s["sms_id"] for s in sent)
 
 
-async def test_upstream_refusal_fails_the_recipient_with_its_message(bridge: Bridge, sim: Sim) -> None:
+async def test_upstream_refusal_fails_the_recipient_with_its_message(bridge: Bridge, sim: SimulatorControl) -> None:
     """An ApiError (an unknown device) marks the recipient failed with the upstream's message, not retried."""
     response = await bridge.send({"to": "+4915752982212", "body": "x", "device_id": 999})
     message = await bridge.settled((await response.json())["id"])
@@ -182,7 +184,7 @@ async def test_upstream_refusal_fails_the_recipient_with_its_message(bridge: Bri
     assert await sim.sent() == []
 
 
-async def test_status_follows_the_upstream_once_the_poller_sees_it(bridge: Bridge, sim: Sim) -> None:
+async def test_status_follows_the_upstream_once_the_poller_sees_it(bridge: Bridge, sim: SimulatorControl) -> None:
     """After a poll, the recipient's status is the one the poller stored for its sms_id."""
     response = await bridge.send({"to": "+4915752982212", "body": "track me"})
     message = await bridge.settled((await response.json())["id"])
@@ -199,7 +201,8 @@ async def test_unknown_message_is_a_json_404(bridge: Bridge) -> None:
     assert (await response.json())["error"]
 
 
-async def test_every_accepted_send_is_sent_exactly_once_under_concurrency(bridge: Bridge, sim: Sim) -> None:
+async def test_every_accepted_send_is_sent_exactly_once_under_concurrency(
+        bridge: Bridge, sim: SimulatorControl) -> None:
     """Many concurrent requests are all accepted and each recipient is sent exactly once."""
     responses = await asyncio.gather(*(bridge.send({"to": n, "body": "burst"}) for n in numbers(50)))
     assert {r.status for r in responses} == {202}
@@ -208,7 +211,7 @@ async def test_every_accepted_send_is_sent_exactly_once_under_concurrency(bridge
     assert Counter(s["to"] for s in await sim.sent()) == Counter(numbers(50))
 
 
-async def test_a_nul_in_the_body_is_sent_whole(bridge: Bridge, sim: Sim) -> None:
+async def test_a_nul_in_the_body_is_sent_whole(bridge: Bridge, sim: SimulatorControl) -> None:
     """A body holding a NUL character reaches the upstream whole, and is stored whole."""
     response = await bridge.send({"to": "+4915752982212", "body": "Hel\u0000lo"})
     assert response.status == 202

@@ -14,12 +14,12 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import phonenumbers
-from api_support import Bridge, Sim, start_bridge, write_config
+from api_support import Bridge, start_bridge, write_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from number_spellings import phone_numbers, send_spellings, spellings
+from simulator_control import SimulatorControl, running_simulator
 
-from bridge.gateway.simulator import SIMULATOR, build_simulator_app, serve_simulator
 from bridge.store.migrations import MIGRATIONS, RENUMBERED_AT, statements
 
 SECRET = "push-secret-123"
@@ -27,10 +27,8 @@ SECRET = "push-secret-123"
 
 async def _stop_then_send(directory: Path, stop_from: str, via: str, send_to: str) -> tuple[dict[str, Any], list]:
     """STOP from `stop_from` by push or poll, then a send to `send_to`: the message and what went upstream."""
-    app = build_simulator_app(pace=1.0, seed=7)
-    async with aiohttp.ClientSession() as session, serve_simulator(app) as url:
-        sim = Sim(url, app[SIMULATOR], session)
-        bridge = await start_bridge(write_config(directory, url, gateway=f"webhook_secret: {SECRET}"),
+    async with aiohttp.ClientSession() as session, running_simulator(session, pace=1.0, seed=7) as sim:
+        bridge = await start_bridge(write_config(directory, sim.url, gateway=f"webhook_secret: {SECRET}"),
                                     start_sender=False)
         try:
             await bridge.poller.mark_start()
@@ -81,7 +79,7 @@ async def _older_database(path: Path, rows: dict[str, list[tuple[Any, ...]]]) ->
 
 
 async def test_numbers_an_older_bridge_stored_as_spelled_are_migrated(
-        tmp_path: Path, sim: Sim, bridges: Callable[..., Awaitable[Bridge]]) -> None:
+        tmp_path: Path, sim: SimulatorControl, bridges: Callable[..., Awaitable[Bridge]]) -> None:
     """Opt-outs stored as 015…, 0049… and 49… by an older bridge refuse sends to the E.164 numbers after the
     upgrade; the loop guard's log and the reply cooldowns are keyed by the E.164 number too."""
     config = write_config(tmp_path, sim.url)

@@ -6,7 +6,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
-from api_support import API_KEY, Bridge, Clock, Sim, write_config
+from api_support import API_KEY, Bridge, Clock, write_config
+from simulator_control import SimulatorControl
 from waiting import eventually
 
 from bridge.app import build_app
@@ -30,7 +31,7 @@ async def test_healthz_is_200_with_queues_when_healthy(
 
 
 async def test_healthz_is_503_when_the_upstream_failed_for_long(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """Once polling has failed for poll.unhealthy_after, /healthz is 503 with the error."""
     clock = Clock()
     bridge = await bridges(make_config(), start_sender=False, clock=clock)
@@ -76,7 +77,7 @@ async def test_openapi_describes_every_route(bridge: Bridge) -> None:
     assert doc["components"]["schemas"]["MessageRequest"]["properties"]["body"]["maxLength"] == 1600
 
 
-async def test_build_app_serves_the_api_end_to_end(tmp_path: Path, sim: Sim) -> None:
+async def test_build_app_serves_the_api_end_to_end(tmp_path: Path, sim: SimulatorControl) -> None:
     """The app built by bridge.app.build_app accepts a send, hands it upstream and reports it healthy."""
     auth = {"Authorization": f"Bearer {API_KEY}"}
     async with TestClient(TestServer(build_app(write_config(tmp_path, sim.url)))) as client:

@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from api_support import API_KEY, Bridge, Sim
+from api_support import API_KEY, Bridge
+from simulator_control import SimulatorControl
 from test_messages import numbers
 from waiting import eventually
 
@@ -36,7 +37,7 @@ def number_placed_on(key: tuple[int, int], start: int = 0) -> str:
     return next(n for n in numbers(200, start) if sticky_order(n, members)[0].key == key)
 
 
-async def sent_on(sim: Sim) -> Counter[tuple[int, int]]:
+async def sent_on(sim: SimulatorControl) -> Counter[tuple[int, int]]:
     """How many SMS the simulator accepted per (device, sim)."""
     return Counter((s["device_id"], s["sim"]) for s in await sim.sent())
 
@@ -52,7 +53,7 @@ async def send_all(bridge: Bridge, to: str, count: int) -> list[str]:
 
 
 async def test_daily_limit_on_a_sends_the_rest_on_b(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """Eight sends to a recipient placed on A, whose daily limit is 5: five go out on A, three on B."""
     bridge = await bridges(make_config(extra=pool_yaml(a_limit=5)))
     for message_id in await send_all(bridge, number_placed_on(A), 8):
@@ -61,7 +62,7 @@ async def test_daily_limit_on_a_sends_the_rest_on_b(
 
 
 async def test_offline_member_gets_no_new_sends_and_nothing_is_lost(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """With A's device offline every new send goes out on B, each exactly once."""
     bridge = await bridges(make_config(extra=pool_yaml()))
     sim.state.set_device(A[0], frozen=True, last_seen_ago=3600)
@@ -74,7 +75,7 @@ async def test_offline_member_gets_no_new_sends_and_nothing_is_lost(
 
 
 async def test_a_recipient_keeps_its_member_across_a_restart(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """A recipient moved to B while A was offline stays on B after A is back and the bridge restarted."""
     config = make_config(extra=pool_yaml())
     to = number_placed_on(A)
@@ -96,7 +97,7 @@ async def test_a_recipient_keeps_its_member_across_a_restart(
 
 
 async def test_a_final_failure_on_a_is_sent_once_more_on_b(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """Status 10 on A's SMS makes exactly one new SMS on B; its failure makes no third; both are attempts."""
     bridge = await bridges(make_config(extra=pool_yaml(failover=True)))
     to = number_placed_on(A)
@@ -122,7 +123,7 @@ async def test_a_final_failure_on_a_is_sent_once_more_on_b(
 
 
 async def test_a_pending_sms_is_never_failed_over(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """An SMS still pending, queued or taken (1, 3, 2) is not sent again on another member."""
     bridge = await bridges(make_config(extra=pool_yaml(failover=True)))
     (message_id,) = await send_all(bridge, number_placed_on(A), 1)
@@ -135,7 +136,7 @@ async def test_a_pending_sms_is_never_failed_over(
 
 
 async def test_exhausted_pool_holds_sends_until_midnight(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """With every member at its daily limit a send waits (pool_exhausted, in the API, /healthz and /metrics)
     and goes out once the account's day has turned."""
     bridge = await bridges(make_config(extra=pool_yaml(a_limit=1, b_limit=1)))
@@ -165,7 +166,7 @@ async def test_exhausted_pool_holds_sends_until_midnight(
 
 
 async def test_an_explicit_device_bypasses_the_pool_but_counts_against_its_limit(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """A send naming device A goes out on A; it uses A's daily place, so the next pooled send goes to B."""
     bridge = await bridges(make_config(extra=pool_yaml(a_limit=1)))
     to = number_placed_on(A)
@@ -177,7 +178,7 @@ async def test_an_explicit_device_bypasses_the_pool_but_counts_against_its_limit
 
 
 async def test_round_robin_spreads_sends_over_the_members(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """round_robin puts six sends to one number three on each member."""
     bridge = await bridges(make_config(extra=pool_yaml(strategy="round_robin")))
     for message_id in await send_all(bridge, numbers(1)[0], 6):
@@ -195,7 +196,7 @@ rules:
 
 
 async def test_a_reply_keeps_the_receiving_member_unless_it_is_offline(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """A reply goes out on the device and SIM that received the SMS; with that device offline, on the other."""
     bridge = await bridges(make_config(extra=pool_yaml() + REPLY_RULES))
     await bridge.poller.mark_start()
@@ -211,11 +212,11 @@ async def test_a_reply_keeps_the_receiving_member_unless_it_is_offline(
     assert [(s["to"], (s["device_id"], s["sim"])) for s in await sim.sent()] == [(to_b, B), (to_a, A)]
 
 
-async def _sent_count(sim: Sim, count: int) -> bool:
+async def _sent_count(sim: SimulatorControl, count: int) -> bool:
     return len(await sim.sent()) >= count
 
 
-async def reauthenticate(sim: Sim, device_id: int) -> int:
+async def reauthenticate(sim: SimulatorControl, device_id: int) -> int:
     """POST /simulator/reauth: the phone's app signs in again; the id it is listed under now."""
     async with sim.session.post(sim.url + "/simulator/reauth", json={"device_id": device_id}) as response:
         assert response.status == 200, await response.text()
@@ -223,7 +224,7 @@ async def reauthenticate(sim: Sim, device_id: int) -> int:
 
 
 async def test_a_member_whose_app_signed_in_again_is_followed_under_its_new_id(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim,
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl,
         caplog: pytest.LogCaptureFixture) -> None:
     """A's phone gets a new id: its recipient's sends keep going out on that phone, under the new id, none lost,
     and the move is logged once."""
@@ -247,7 +248,7 @@ async def test_a_member_whose_app_signed_in_again_is_followed_under_its_new_id(
 
 
 async def test_a_followed_member_keeps_its_daily_count(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """With A's daily limit 3, two sends before its new id and three after: A takes one more, B the other two,
     and A shows 3 sent today, online."""
     bridge = await bridges(make_config(extra=pool_yaml(a_limit=3)))

@@ -11,8 +11,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from api_support import DEVICE, Bridge, Clock, Sim
+from api_support import DEVICE, Bridge, Clock
 from ports import free_port
+from simulator_control import SimulatorControl
 from test_messages import numbers
 from waiting import eventually
 
@@ -32,7 +33,7 @@ def metric(text: str, line: str) -> float:
 
 
 async def test_restart_with_queued_sends_sends_each_exactly_once(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """Sends accepted by a bridge that stopped before sending go out exactly once after a restart (twice)."""
     config = make_config()
     first = await bridges(config, start_sender=False)
@@ -61,7 +62,7 @@ async def drain_until_settled(bridge: Bridge, clock: Clock, message_id: str, ste
 
 
 async def test_upstream_down_for_a_while_then_sent_exactly_once(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """With the upstream answering 503 for a while the send is in doubt (a 503 may have been applied), is looked
     up (the lookups failing too) until the upstream answers that it does not have it, then goes out once."""
     clock = Clock()
@@ -74,7 +75,7 @@ async def test_upstream_down_for_a_while_then_sent_exactly_once(
 
 
 async def test_unreachable_upstream_keeps_the_send_queued(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """A connection refused (surely not applied) keeps the recipient queued with the reason, never dropped."""
     closed_port = free_port()
     config = make_config()
@@ -86,7 +87,8 @@ async def test_unreachable_upstream_keeps_the_send_queued(
     assert recipient["state"] == "queued" and "cannot connect" in recipient["reason"]
 
 
-async def test_error_after_the_upstream_stored_it_is_reconciled_not_resent(bridge: Bridge, sim: Sim) -> None:
+async def test_error_after_the_upstream_stored_it_is_reconciled_not_resent(
+        bridge: Bridge, sim: SimulatorControl) -> None:
     """A 500 answered after the upstream stored the SMS puts it in doubt; the lookup finds it: sent once."""
     await sim.fault("500_applied", count=1, methods=["addsms"])
     response = await bridge.send({"to": TO, "body": "stored anyway"})
@@ -97,7 +99,8 @@ async def test_error_after_the_upstream_stored_it_is_reconciled_not_resent(bridg
     assert metric(metrics, 'bridge_sends_total{outcome="in_doubt"}') == 1
 
 
-async def test_timeout_while_upstream_still_stores_is_reconciled_without_duplicate(bridge: Bridge, sim: Sim) -> None:
+async def test_timeout_while_upstream_still_stores_is_reconciled_without_duplicate(
+        bridge: Bridge, sim: SimulatorControl) -> None:
     """addsms hanging past the client timeout (the upstream stores it afterwards) is in doubt, then found."""
     await sim.fault("hang", count=1, methods=["addsms"], hang_seconds=1.5)
     response = await bridge.send({"to": TO, "body": "slow upstream"})
@@ -113,7 +116,7 @@ async def test_timeout_while_upstream_still_stores_is_reconciled_without_duplica
     assert [s["sms_id"] for s in sent] == [message["recipients"][0]["sms_id"]]
 
 
-async def test_timeout_on_a_batch_is_reconciled_without_duplicates(bridge: Bridge, sim: Sim) -> None:
+async def test_timeout_on_a_batch_is_reconciled_without_duplicates(bridge: Bridge, sim: SimulatorControl) -> None:
     """An addalotofsms that times out but is applied upstream: every recipient is found, none resent."""
     await sim.fault("hang", count=1, methods=["addalotofsms"], hang_seconds=1.5)
     response = await bridge.send({"to": numbers(5), "body": "slow batch"})
@@ -123,7 +126,7 @@ async def test_timeout_on_a_batch_is_reconciled_without_duplicates(bridge: Bridg
 
 
 async def test_crash_while_submitting_is_reconciled_on_restart(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """A bridge killed during addsms leaves the row submitting; the next one finds it upstream: sent once."""
     config = make_config(timeout="10s")
     await sim.fault("hang", count=1, methods=["addsms"], hang_seconds=1.0)
@@ -148,7 +151,7 @@ async def test_crash_while_submitting_is_reconciled_on_restart(
 
 
 async def test_crash_before_the_call_reached_upstream_sends_once_after_restart(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """A row left submitting that the upstream never saw is looked up, not found, and then sent once."""
     config = make_config()
     first = await bridges(config, start_sender=False)
@@ -164,7 +167,7 @@ async def test_crash_before_the_call_reached_upstream_sends_once_after_restart(
 
 
 async def test_ids_of_a_batch_are_learned_from_the_next_poll(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """After addalotofsms the sender lists nothing itself: the next poll's window teaches every recipient its id."""
     bridge = await bridges(make_config(), start_sender=False)
     message_id = (await (await bridge.send({"to": numbers(3), "body": "learn from the poll"})).json())["id"]
@@ -180,7 +183,7 @@ async def test_ids_of_a_batch_are_learned_from_the_next_poll(
 
 
 async def test_ids_no_poll_teaches_are_looked_up_by_the_sender(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """When polling fails, the sender looks the ids of a batch up itself once the polls had their chance."""
     clock = Clock()
     config = make_config()
@@ -199,7 +202,7 @@ async def test_ids_no_poll_teaches_are_looked_up_by_the_sender(
     assert {r["to"]: r["sms_id"] for r in late["recipients"]} == sent and len(sent) == 3
 
 
-async def test_opted_out_number_is_refused_and_visible(bridge: Bridge, sim: Sim) -> None:
+async def test_opted_out_number_is_refused_and_visible(bridge: Bridge, sim: SimulatorControl) -> None:
     """A number on the opt-out list is answered 202, then refused with reason opted_out; nothing is sent."""
     async with bridge.store.transaction() as db:
         await db.set_opted_out(TO, True, "keyword", bridge.clock())
@@ -212,7 +215,7 @@ async def test_opted_out_number_is_refused_and_visible(bridge: Bridge, sim: Sim)
 
 
 async def test_rule_sends_are_screened_too(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """A send queued by a rule (not the API) to an opted-out number is refused by the sender."""
     bridge = await bridges(make_config(), start_sender=False)
     async with bridge.store.transaction() as db:
@@ -239,7 +242,7 @@ async def test_a_refused_send_is_logged_with_its_number(
 
 
 async def test_loop_guard_refuses_the_21st_identical_text(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """Twenty identical texts to one number in five minutes go out; the 21st is refused (loop_guard)."""
     bridge = await bridges(make_config(), start_sender=False)
     ids = [(await (await bridge.send({"to": TO, "body": "same"})).json())["id"] for _ in range(21)]
@@ -253,7 +256,7 @@ async def test_loop_guard_refuses_the_21st_identical_text(
 
 
 async def test_loop_guard_window_slides(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """After the loop-guard window has passed, the same text may go to the number again."""
     clock = Clock()
     bridge = await bridges(make_config(), start_sender=False, clock=clock)
@@ -267,7 +270,7 @@ async def test_loop_guard_window_slides(
 
 
 async def test_max_per_minute_paces_each_device(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """With gateway.max_per_minute 3, five recipients go out three now and the rest as tokens refill."""
     clock = Clock()
     bridge = await bridges(make_config(gateway="max_per_minute: 3"), start_sender=False, clock=clock)
@@ -283,7 +286,8 @@ async def test_max_per_minute_paces_each_device(
     assert len(await sim.sent()) == 5
 
 
-async def handed_over_times(bridge: Bridge, sim: Sim, clock: Clock, count: int, seconds: int) -> list[float]:
+async def handed_over_times(
+        bridge: Bridge, sim: SimulatorControl, clock: Clock, count: int, seconds: int) -> list[float]:
     """Drain the queue once a second for `seconds` (the test's clock): when each of `count` SMS was accepted."""
     times: list[float] = []
     for _ in range(seconds):
@@ -296,7 +300,7 @@ async def handed_over_times(bridge: Bridge, sim: Sim, clock: Clock, count: int, 
 
 
 async def test_a_devices_own_delay_between_sms_paces_it(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """A phone whose delaybetweeneachsms is 5 gets its four SMS one at a time, 5 s apart, none lost."""
     sim.state.devices[DEVICE].delay_between_sms = 5
     clock = Clock()
@@ -309,7 +313,7 @@ async def test_a_devices_own_delay_between_sms_paces_it(
 
 
 async def test_the_stricter_of_max_per_minute_and_the_devices_delay_paces_it(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """With max_per_minute 6 (one each 10 s) and the phone's delay 5 s, SMS go one at a time 10 s apart."""
     sim.state.devices[DEVICE].delay_between_sms = 5
     clock = Clock()
@@ -321,7 +325,7 @@ async def test_the_stricter_of_max_per_minute_and_the_devices_delay_paces_it(
 
 
 async def test_stop_lets_accepted_sends_stay_queued(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """Sends accepted while the sender is stopped stay queued in the store and nothing is sent."""
     bridge = await bridges(make_config())
     await bridge.sender.stop()
@@ -332,7 +336,7 @@ async def test_stop_lets_accepted_sends_stay_queued(
 
 
 async def test_outcome_that_cannot_be_stored_is_reconciled_in_the_same_run(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """When the store refuses to record a successful addsms, the row is reconciled on a later pass, not resent."""
     clock = Clock()
     bridge = await bridges(make_config(), start_sender=False, clock=clock)
@@ -361,7 +365,7 @@ async def test_outcome_that_cannot_be_stored_is_reconciled_in_the_same_run(
 
 
 async def test_a_send_at_the_upstream_cannot_take_fails_alone_in_its_batch(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """A queued send whose send_at has no instant in the account's zone fails with a reason naming send_at;
     the send batched with it goes out once."""
     bridge = await bridges(make_config(), start_sender=False)
@@ -376,7 +380,7 @@ async def test_a_send_at_the_upstream_cannot_take_fails_alone_in_its_batch(
 
 
 async def test_a_recipient_the_upstream_refuses_fails_alone_in_its_batch(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim) -> None:
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl) -> None:
     """When the upstream refuses a batch for one of its SMS (an unknown device), only that one fails, with the
     upstream's reason; the others of the batch are sent once."""
     bridge = await bridges(make_config(), start_sender=False)

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import aiohttp
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))  # the shared bridge
-
-from dashboard_support import Browser, Dashboard, browser_or_skip, write_dashboard_config  # noqa: E402
-from reliability_support import RunningBridge, SimulatorControl, running_bridge  # noqa: E402
-from waiting import eventually  # noqa: E402
-from webhook_sink import Sink  # noqa: E402
-
-from bridge.gateway.simulator import build_simulator_app, serve_simulator  # noqa: E402
+from dashboard_support import Browser, Dashboard, browser_or_skip, write_dashboard_config
+from running_bridge import RunningBridge, running_bridge
+from simulator_control import MakeSimulator, SimulatorControl
+from waiting import eventually
+from webhook_sink import Sink
 
 
 @pytest.fixture
@@ -28,24 +23,9 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-async def sim(session: aiohttp.ClientSession) -> AsyncIterator[SimulatorControl]:
+async def sim(make_simulator: MakeSimulator) -> SimulatorControl:
     """A simulator on a free port, statuses stepping every 50 ms."""
-    async with serve_simulator(build_simulator_app(seed=3, pace=0.05)) as url:
-        yield SimulatorControl(url, session)
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """A module saying BOTH_ENGINES = True runs each of its tests on SQLite, then on PostgreSQL."""
-    if "postgres_storage" in metafunc.fixturenames and getattr(metafunc.module, "BOTH_ENGINES", False):
-        metafunc.parametrize("postgres_storage", ["sqlite", "postgresql"], indirect=True)
-
-
-@pytest.fixture
-def postgres_storage(request: pytest.FixtureRequest) -> str | None:
-    """The PostgreSQL database the bridge stores in, None for SQLite (the default)."""
-    if getattr(request, "param", "sqlite") == "sqlite":
-        return None
-    return request.getfixturevalue("postgres_url")
+    return await make_simulator(seed=3, pace=0.05)
 
 
 @pytest.fixture

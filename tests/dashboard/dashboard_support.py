@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 import pytest
+from running_bridge import write_bridge_config
 from waiting import eventually
 
 API_KEY = "k-dashboard-0123456789"
@@ -23,52 +24,13 @@ XSS = "<img src=x onerror=alert(1)>"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
 T = TypeVar("T")
 
-_CONFIG = """\
-gateway:
-  url: {sim_url}
-  email: demo@example.com
-  password: demo
-  device_id: 1576
-  default_region: DE
-  timezone: Europe/Paris
-  timeout: 500ms
-poll:
-  interval: 200ms
-  devices_interval: 2s
-  stuck_after: 1h
-storage:
-  {storage}
-server:
-  listen: 127.0.0.1:0
-  api_keys: ["{key}"]
-{server_extra}
-safety:
-  reply_cooldown: 0s
-webhooks:
-  sink:
-    url: {sink_url}{hook_path}
-    secret: {secret}
-    timeout: 2s
-    retry: {retry}
-rules:
-  - name: every-inbound
-    match: {{event: inbound}}
-    actions: [{{webhook: sink}}]
-"""
-
-
 def write_dashboard_config(directory: Path, sim_url: str, sink_url: str, *, server: str = "",
                            retry: str = "[0s, 100ms]", postgres_url: str | None = None, extra: str = "") -> Path:
-    """A rules.yaml polling `sim_url` every 200 ms, each inbound SMS to the sink (retried on `retry`), storing in
-    directory/bridge.db or, given `postgres_url`, on that PostgreSQL database; `extra` YAML is appended
-    (top-level sections)."""
-    path = directory / "rules.yaml"
-    storage = f"url: {postgres_url}" if postgres_url else f"path: {directory / 'bridge.db'}"
-    path.write_text(_CONFIG.format(sim_url=sim_url, storage=storage, key=API_KEY, sink_url=sink_url,
-                                   hook_path=HOOK_PATH, secret=HOOK_SECRET, retry=retry,
-                                   server_extra="\n".join(f"  {line}" for line in server.splitlines())) + extra,
-                    encoding="utf-8")
-    return path
+    """The whole bridge's rules.yaml (write_bridge_config) with the dashboard's key, each inbound SMS signed to the
+    sink's HOOK_PATH (retried on `retry`) and no reply rule; `server` lines, `postgres_url` and `extra` as there."""
+    return write_bridge_config(directory, sim_url, postgres_url=postgres_url, server=server, api_key=API_KEY,
+                               sink_url=sink_url, hook_path=HOOK_PATH, secret=HOOK_SECRET, retry=retry,
+                               replies=False, extra=extra)
 
 
 def csrf_of(page: str) -> str:

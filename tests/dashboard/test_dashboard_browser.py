@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 
 from dashboard_support import API_KEY, HOOK_PATH, XSS, Browser
-from reliability_support import RunningBridge, SimulatorControl
+from running_bridge import RunningBridge
+from simulator_control import SimulatorControl
 from waiting import eventually
 from webhook_sink import Reply, Sink
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import aiohttp
 from dashboard_support import API_KEY, HOOK_PATH, HOOK_SECRET, XSS, Dashboard, csrf_of
-from reliability_support import RunningBridge, SimulatorControl
+from running_bridge import RunningBridge
+from simulator_control import SimulatorControl
 from waiting import eventually
 from webhook_sink import Reply, Sink
 

@@ -1,4 +1,5 @@
-"""Fixtures for the outbox worker: a store, a movable clock, a worker factory (the webhook sink is shared)."""
+"""Fixtures for the outbox worker: a store, a movable clock, a worker factory (the webhook sink and the HTTP
+session are shared)."""
 
 from __future__ import annotations
 
@@ -30,13 +31,6 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     db = await SqliteStore.open(tmp_path / "bridge.db")
     yield db
     await db.close()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    """The HTTP client session the worker posts with."""
-    async with aiohttp.ClientSession() as client:
-        yield client
 
 
 @pytest.fixture

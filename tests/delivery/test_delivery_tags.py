@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
 import pytest
 from delivery_support import add_event, inbound_event, outbox, queue
+from simulator_control import MakeSimulator
 
 from bridge.gateway.client import GatewayClient
-from bridge.gateway.simulator import SIMULATOR, Simulator, build_simulator_app, serve_simulator
+from bridge.gateway.simulator import Simulator
 from bridge.store import NewDelivery
 
 TOKEN = "sim-token"
@@ -25,11 +25,10 @@ class Upstream:
 
 
 @pytest.fixture
-async def upstream(session: aiohttp.ClientSession) -> AsyncIterator[Upstream]:
+async def upstream(make_simulator: MakeSimulator, session: aiohttp.ClientSession) -> Upstream:
     """The SmsGateway24 simulator on 127.0.0.1 with a fixed token."""
-    app = build_simulator_app(token=TOKEN)
-    async with serve_simulator(app) as url:
-        yield Upstream(app[SIMULATOR], GatewayClient(session, url, token=TOKEN))
+    sim = await make_simulator(token=TOKEN)
+    return Upstream(sim.state, GatewayClient(session, sim.url, token=TOKEN))
 
 
 async def queue_tag(store, now: float, tag_id: int, phone: str = "+4912312312332", name: str = "Ada") -> None:

@@ -7,38 +7,36 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from poller_support import EMAIL, HOOK_SECRET, PASSWORD, TEST_POLL, FakeUpstream, Harness, MakeHarness, PushClient
+from simulator_control import MakeSimulator
 
 from bridge.appkeys import CONFIG, POLLER
 from bridge.config import Config, GatewayConfig, PollConfig, RuleConfig, SafetyConfig, Secret
-from bridge.gateway.simulator import SIMULATOR, build_simulator_app, serve_simulator
+from bridge.gateway.simulator import serve_simulator
 from bridge.push import gateway_push
 
 
 @pytest.fixture
-async def make_harness(tmp_path: Path) -> AsyncIterator[MakeHarness]:
+async def make_harness(tmp_path: Path, make_simulator: MakeSimulator) -> AsyncIterator[MakeHarness]:
     """Builds harnesses: `await make_harness(timezone=..., poll=..., rules=..., pace=..., upstream=...)`; all closed
     at the end. With `upstream` (a FakeUpstream) the bridge polls it instead of the simulator, on the same clock."""
     async with AsyncExitStack() as stack:
-        session = await stack.enter_async_context(aiohttp.ClientSession())
         built: list[Harness] = []
 
         async def make(*, timezone: str = "Europe/Paris", poll: PollConfig = TEST_POLL,
                        rules: tuple[RuleConfig, ...] = (), safety: SafetyConfig = SafetyConfig(),
                        pace: float = 60.0, webhook_secret: str | None = HOOK_SECRET, timeout: float = 5.0,
                        upstream: FakeUpstream | None = None, default_region: str | None = None) -> Harness:
-            app = build_simulator_app(timezone=timezone, email=EMAIL, password=PASSWORD, pace=pace, seed=7)
-            url = await stack.enter_async_context(serve_simulator(app))
+            simulator = await make_simulator(timezone=timezone, email=EMAIL, password=PASSWORD, pace=pace, seed=7)
             gateway = GatewayConfig(email=EMAIL, password=Secret(PASSWORD), timezone=timezone, device_id=1576,
                                     webhook_secret=Secret(webhook_secret) if webhook_secret else None,
                                     timeout=timeout, default_region=default_region)
             config = Config(gateway=gateway, poll=poll, rules=rules, safety=safety)
             fake_url = await stack.enter_async_context(serve_simulator(upstream.app())) if upstream else None
-            harness = Harness(app[SIMULATOR], url, session, config, tmp_path / f"bridge{len(built)}.db", fake_url)
+            harness = Harness(simulator, config, tmp_path / f"bridge{len(built)}.db", fake_url)
             await harness.open()
             built.append(harness)
             return harness

@@ -13,14 +13,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from simulator_control import SimulatorControl
 
 from bridge.config import Config, PollConfig
 from bridge.gateway.client import GatewayClient
 from bridge.gateway.models import OutgoingSms
-from bridge.gateway.simulator import Simulator
 from bridge.metrics import Metrics
 from bridge.pipeline import Pipeline
 from bridge.poller import Poller
@@ -38,9 +37,7 @@ TEST_POLL = PollConfig(interval=10, lookback=3600, overlap=60, backfill=0, devic
 class Harness:
     """One simulated account and one bridge (store, pipeline, poller) polling it over HTTP."""
 
-    sim: Simulator
-    url: str
-    session: aiohttp.ClientSession
+    simulator: SimulatorControl
     config: Config
     path: Path
     gateway_url: str | None = None  # where the bridge polls: the simulator's url unless a test serves its own
@@ -51,7 +48,7 @@ class Harness:
 
     def clock(self) -> float:
         """Now, on the clock the simulator and the bridge share."""
-        return self.sim.now()
+        return self.simulator.state.now()
 
     async def open(self) -> None:
         """Open the store and build the pipeline and poller (as a bridge start does)."""
@@ -60,8 +57,9 @@ class Harness:
         router = Router.for_config(self.config, TemplateEngine(None))
         self.pipeline = Pipeline(self.store, router, self.config.safety, self.metrics, self.clock,
                                  default_region=self.config.gateway.default_region)
-        gateway = GatewayClient(self.session, self.gateway_url or self.url, email=EMAIL, password=PASSWORD,
-                                account_tz=self.config.gateway.timezone, timeout=self.config.gateway.timeout)
+        gateway = GatewayClient(self.simulator.session, self.gateway_url or self.simulator.url, email=EMAIL,
+                                password=PASSWORD, account_tz=self.config.gateway.timezone,
+                                timeout=self.config.gateway.timeout)
         self.poller = Poller(self.config, self.store, gateway, self.pipeline, self.metrics, self.clock)
 
     async def restart(self) -> None:
@@ -71,17 +69,11 @@ class Harness:
 
     def advance(self, seconds: float) -> None:
         """Move the shared clock forward."""
-        self.sim.advance(seconds)
-
-    async def control(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST to one of the simulator's control endpoints and return its JSON answer."""
-        async with self.session.post(f"{self.url}/simulator/{path}", json=body) as response:
-            assert response.status == 200, await response.text()
-            return await response.json()
+        self.simulator.state.advance(seconds)
 
     async def inbound(self, sender: str = "+4917642111111", body: str = "hello", **extra: Any) -> int:
         """Make the phone receive an SMS; returns its upstream id."""
-        return (await self.control("inbound", {"from": sender, "body": body, **extra}))["sms_id"]
+        return await self.simulator.inbound(sender, body, **extra)
 
     async def submit(self, to: str = "+4917642111111", body: str = "Your code is 1234", *,
                      device_id: int = 1576, recorded: bool = True, at: datetime | None = None) -> int:
@@ -97,11 +89,6 @@ class Harness:
         """Every recorded event's JSON, oldest first (only `type_` when given)."""
         rows = await self.store.fetch_all("SELECT type, payload FROM events ORDER BY rowid")
         return [json.loads(row["payload"]) for row in rows if type_ is None or row["type"] == type_]
-
-    async def calls(self, method: str) -> int:
-        """How many times the bridge called one upstream method."""
-        async with self.session.get(f"{self.url}/simulator/stats") as response:
-            return (await response.json())["calls"].get(method, 0)
 
 
 MakeHarness = Callable[..., Awaitable[Harness]]

@@ -10,7 +10,7 @@ FROZEN = 1297
 
 
 async def _freeze(bridge: Harness, frozen: bool) -> None:
-    await bridge.control("device", {"device_id": FROZEN, "frozen": frozen})
+    await bridge.simulator.post("device", {"device_id": FROZEN, "frozen": frozen})
 
 
 async def test_frozen_device_goes_offline_once_then_online_once(bridge: Harness) -> None:
@@ -65,7 +65,7 @@ async def test_devices_are_stored_with_their_sim_numbers(bridge: Harness) -> Non
 
 async def test_device_offline_at_first_check_is_reported_once(bridge: Harness) -> None:
     """A device already offline when the bridge first looks gives one device.offline, not one per check."""
-    await bridge.control("device", {"device_id": FROZEN, "frozen": True, "last_seen_ago": 3 * 3600})
+    await bridge.simulator.post("device", {"device_id": FROZEN, "frozen": True, "last_seen_ago": 3 * 3600})
     for _ in range(2):
         await bridge.poller.check_devices()
     assert [(e["type"], e["device"]["id"]) for e in await bridge.events()] == [("device.offline", FROZEN)]

@@ -18,7 +18,7 @@ FAULTS = [{"mode": "500"}, {"mode": "hang", "hang_seconds": 5}, {"mode": "malfor
 
 async def _fail_next(bridge: Harness, *faults: dict) -> None:
     for fault in faults:
-        await bridge.control("faults", {"count": 1, "methods": ["getallsms"], **fault})
+        await bridge.simulator.post("faults", {"count": 1, "methods": ["getallsms"], **fault})
 
 
 async def test_nothing_is_lost_across_an_outage(make_harness: MakeHarness) -> None:
@@ -66,12 +66,12 @@ async def test_scheduled_polls_are_skipped_while_backing_off(bridge: Harness) ->
     delays = []
     for _ in range(3):
         await bridge.poller.run_scheduled_poll()
-        calls, waited = await bridge.calls("getallsms"), 0
+        calls, waited = await bridge.simulator.calls("getallsms"), 0
         while True:
             bridge.advance(TEST_POLL.interval)
             waited += TEST_POLL.interval
             await bridge.poller.run_scheduled_poll()
-            if await bridge.calls("getallsms") > calls:
+            if await bridge.simulator.calls("getallsms") > calls:
                 break
         delays.append(waited)
     assert delays == [10, 20, 40]
@@ -97,7 +97,7 @@ async def test_health_degrades_after_unhealthy_after(bridge: Harness) -> None:
 async def test_refused_credentials_are_an_outage_without_secrets(bridge: Harness,
                                                                  caplog: pytest.LogCaptureFixture) -> None:
     """A refused login backs off like any outage, and neither logs nor health show the password."""
-    await bridge.control("faults", {"count": 2, "mode": "auth", "methods": ["gettoken"]})
+    await bridge.simulator.post("faults", {"count": 2, "mode": "auth", "methods": ["gettoken"]})
     with caplog.at_level(logging.INFO, logger="bridge.poller"):
         assert not (await bridge.poller.poll_once()).ok
     health = bridge.poller.health()
@@ -122,15 +122,15 @@ async def test_a_failed_transaction_records_nothing_and_the_next_poll_everything
 
 
 async def _clear(bridge: Harness) -> None:
-    async with bridge.session.delete(f"{bridge.url}/simulator/faults") as response:
+    async with bridge.simulator.session.delete(f"{bridge.simulator.url}/simulator/faults") as response:
         assert response.status == 200
 
 
 async def test_refused_credentials_degrade_health_at_once(bridge: Harness) -> None:
     """Credentials the upstream refuses do not fix themselves: health is degraded after the first such poll."""
     await bridge.poller.poll_once()
-    await bridge.control("faults", {"count": 10, "mode": "auth"})
-    await bridge.control("revoke_token", {})
+    await bridge.simulator.post("faults", {"count": 10, "mode": "auth"})
+    await bridge.simulator.post("revoke_token", {})
     await bridge.poller.poll_once()
     health = bridge.poller.health()
     assert health.degraded and health.failing_since is not None

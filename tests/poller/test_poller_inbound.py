@@ -46,7 +46,7 @@ async def test_a_poll_cut_short_between_its_transactions_emits_each_sms_once(
     cursor = await bridge.store.get_cursor(CURSOR)
     count = RECORD_BATCH + 7
     for n in range(count):
-        bridge.sim.add_inbound(f"+49176{n:08d}", f"number {n}")
+        bridge.simulator.state.add_inbound(f"+49176{n:08d}", f"number {n}")
     bridge.advance(10)
     record, calls = bridge.pipeline.record, []
 
@@ -119,7 +119,7 @@ async def test_no_message_is_lost_in_the_account_zone(make_harness: MakeHarness,
 
 async def test_first_start_on_a_busy_account_emits_no_history(bridge: Harness) -> None:
     """Messages that existed before the very first poll are recorded as seen, without events."""
-    await bridge.control("bulk_history", {"count": 2000, "days": 2, "end_ago": 1})
+    await bridge.simulator.post("bulk_history", {"count": 2000, "days": 2, "end_ago": 1})
     await bridge.inbound(body="just before the start", created_ago=5)
     first = await bridge.poller.poll_once()
     assert first.ok and first.fetched > 0 and first.events == 0
@@ -132,7 +132,7 @@ async def test_an_sms_after_the_start_is_news_even_when_the_first_poll_failed(br
     """An SMS that arrives after the bridge started, while its first poll fails, still gives one event."""
     await bridge.poller.mark_start()
     bridge.advance(30)
-    await bridge.control("faults", {"count": 1, "mode": "500", "methods": ["getallsms"]})
+    await bridge.simulator.post("faults", {"count": 1, "mode": "500", "methods": ["getallsms"]})
     await bridge.inbound(body="while the upstream failed")
     assert not (await bridge.poller.poll_once()).ok
     bridge.advance(30)

@@ -55,7 +55,7 @@ async def test_stopping_mid_poll_ends_quietly_and_records_nothing(make_harness: 
     caplog.set_level(logging.INFO, logger="bridge.poller")
     bridge = await make_harness(poll=replace(TEST_POLL, interval=0.05, devices_interval=60))
     await bridge.poller.check_devices()
-    await bridge.control("faults", {"count": 1, "mode": "hang", "hang_seconds": 30, "methods": ["getallsms"]})
+    await bridge.simulator.post("faults", {"count": 1, "mode": "hang", "hang_seconds": 30, "methods": ["getallsms"]})
     scheduler = AsyncIOScheduler()
     bridge.poller.schedule(scheduler)
     scheduler.start()
@@ -69,4 +69,4 @@ async def test_stopping_mid_poll_ends_quietly_and_records_nothing(make_harness: 
 
 
 async def _asked(bridge: Harness) -> bool:
-    return await bridge.calls("getallsms") > 0
+    return await bridge.simulator.calls("getallsms") > 0

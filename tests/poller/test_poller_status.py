@@ -90,7 +90,7 @@ async def test_outgoing_message_stuck_pending_is_reported_once(bridge: Harness) 
     """A message still pending after poll.stuck_after gives exactly one sms.stuck."""
     await bridge.poller.poll_once()
     sms_id = await bridge.submit()
-    await bridge.control("status", {"sms_id": sms_id, "status": 1})
+    await bridge.simulator.post("status", {"sms_id": sms_id, "status": 1})
     bridge.advance(TEST_POLL.stuck_after - 60)
     await bridge.poller.poll_once()
     assert await bridge.events("sms.stuck") == []
@@ -116,12 +116,12 @@ async def test_few_messages_behind_the_window_are_asked_for_one_by_one(bridge: H
     await bridge.poller.poll_once()
     ids = [await bridge.submit(body=f"m{i}") for i in range(3)]
     for sms_id in ids:
-        await bridge.control("status", {"sms_id": sms_id, "status": 6})
+        await bridge.simulator.post("status", {"sms_id": sms_id, "status": 6})
     await _push_cursor_past(bridge, TEST_POLL.overlap + 30)
-    before = await bridge.calls("getsmsstatus")
-    await bridge.control("status", {"sms_id": ids[0], "status": 7})
+    before = await bridge.simulator.calls("getsmsstatus")
+    await bridge.simulator.post("status", {"sms_id": ids[0], "status": 7})
     await bridge.poller.poll_once()
-    assert await bridge.calls("getsmsstatus") - before == 3
+    assert await bridge.simulator.calls("getsmsstatus") - before == 3
     assert _steps(await bridge.events("sms.status"))[-1] == (6, 7)
 
 
@@ -130,13 +130,13 @@ async def test_many_messages_behind_the_window_widen_the_one_window(bridge: Harn
     await bridge.poller.poll_once()
     ids = [await bridge.submit(body=f"m{i}") for i in range(FEW_STATUS_CHECKS + 2)]
     for sms_id in ids:
-        await bridge.control("status", {"sms_id": sms_id, "status": 6})
+        await bridge.simulator.post("status", {"sms_id": sms_id, "status": 6})
     await _push_cursor_past(bridge, TEST_POLL.overlap + 30)
-    status_calls, list_calls = await bridge.calls("getsmsstatus"), await bridge.calls("getallsms")
-    await bridge.control("status", {"sms_id": ids[-1], "status": 8})
+    status_calls, list_calls = await bridge.simulator.calls("getsmsstatus"), await bridge.simulator.calls("getallsms")
+    await bridge.simulator.post("status", {"sms_id": ids[-1], "status": 8})
     await bridge.poller.poll_once()
-    assert await bridge.calls("getsmsstatus") == status_calls
-    assert await bridge.calls("getallsms") == list_calls + 1
+    assert await bridge.simulator.calls("getsmsstatus") == status_calls
+    assert await bridge.simulator.calls("getallsms") == list_calls + 1
     assert _steps(await bridge.events("sms.status"))[-1] == (6, 8)
 
 
@@ -144,19 +144,19 @@ async def test_messages_older_than_lookback_are_no_longer_followed(bridge: Harne
     """Once an in-flight message is older than poll.lookback, no poll asks for it any more."""
     await bridge.poller.poll_once()
     sms_id = await bridge.submit()
-    await bridge.control("status", {"sms_id": sms_id, "status": 6})
+    await bridge.simulator.post("status", {"sms_id": sms_id, "status": 6})
     await _push_cursor_past(bridge, TEST_POLL.lookback + 1)
-    before = await bridge.calls("getsmsstatus")
+    before = await bridge.simulator.calls("getsmsstatus")
     await bridge.poller.poll_once()
-    assert await bridge.calls("getsmsstatus") == before
+    assert await bridge.simulator.calls("getsmsstatus") == before
 
 
 async def test_idle_poll_makes_one_call(bridge: Harness) -> None:
     """With nothing in flight, a poll is a single getallsms call."""
     await bridge.poller.poll_once()
-    before = {m: await bridge.calls(m) for m in ("getallsms", "getsmsstatus", "getalldevices")}
+    before = {m: await bridge.simulator.calls(m) for m in ("getallsms", "getsmsstatus", "getalldevices")}
     await bridge.poller.poll_once()
-    after = {m: await bridge.calls(m) for m in before}
+    after = {m: await bridge.simulator.calls(m) for m in before}
     assert after == {**before, "getallsms": before["getallsms"] + 1}
 
 

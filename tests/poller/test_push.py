@@ -85,7 +85,7 @@ async def test_delivery_status_push_is_one_status_event(bridge: Harness, push_cl
     client = await push_client(bridge)
     await bridge.poller.poll_once()
     sms_id = await bridge.submit()
-    await bridge.control("status", {"sms_id": sms_id, "status": 7})
+    await bridge.simulator.post("status", {"sms_id": sms_id, "status": 7})
     body = {"sms_id": sms_id, "status_id": 7, "status_message": "delivered", "sendto": "+4917642111111",
             "senttime": "2026-11-24 10:00:05", "channel_id": 0, "device_id": 1576}
     assert (await client.post(PATH, json=body)).status == 200

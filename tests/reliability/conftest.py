@@ -1,4 +1,4 @@
-"""Fixtures of the reliability suites: an HTTP session, a simulator on 127.0.0.1, a whole bridge polling it."""
+"""Fixtures of the reliability suites: a simulator on 127.0.0.1, a whole bridge polling it."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from reliability_support import RequestLog, RunningBridge, SimulatorControl, running_bridge, write_bridge_config
+from running_bridge import RunningBridge, running_bridge, write_bridge_config
+from simulator_control import MakeSimulator, SimulatorControl
 from waiting import eventually
-
-from bridge.gateway.simulator import SIMULATOR, Simulator, build_simulator_app, serve_simulator
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -19,27 +18,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    """One HTTP session for the test's own requests."""
-    async with aiohttp.ClientSession() as http:
-        yield http
-
-
-@pytest.fixture
-async def sim_app() -> AsyncIterator[tuple[str, Simulator, RequestLog]]:
-    """A simulator (Europe/Paris, statuses stepping every 50 ms) on a free port: its URL, state and request log."""
-    app = build_simulator_app(seed=1, pace=0.05)
-    log = RequestLog()
-    app.middlewares.append(log.middleware)
-    async with serve_simulator(app) as url:
-        yield url, app[SIMULATOR], log
-
-
-@pytest.fixture
-def sim(sim_app: tuple[str, Simulator, RequestLog], session: aiohttp.ClientSession) -> SimulatorControl:
-    """The simulator's control endpoints."""
-    url, _, log = sim_app
-    return SimulatorControl(url, session, log)
+async def sim(make_simulator: MakeSimulator) -> SimulatorControl:
+    """A simulator (Europe/Paris, statuses stepping every 50 ms) on a free port, its calls counted."""
+    return await make_simulator(pace=0.05)
 
 
 @pytest.fixture

@@ -17,20 +17,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 from ports import free_port
-from reliability_support import (
-    HOOK_PATH,
-    BridgeProcess,
-    RequestLog,
-    SimulatorControl,
-    Traffic,
-    read_db,
-    traffic_running,
-    write_bridge_config,
-)
+from reliability_support import Traffic, read_db, traffic_running
+from running_bridge import HOOK_PATH, BridgeProcess, write_bridge_config
+from simulator_control import SimulatorControl
 from waiting import eventually
 from webhook_sink import Reply, Sink
-
-from bridge.gateway.simulator import Simulator
 
 SEED = int(os.environ.get("CRASH_SEED", "20261127"))  # another seed explores other kill moments
 KILLS = 30
@@ -57,8 +48,7 @@ def pending_work(db: Path) -> list[tuple[str, int]]:
 
 
 async def test_sigkill_at_random_moments_loses_nothing_and_repeats_nothing(
-        sim_app: tuple[str, Simulator, RequestLog], sim: SimulatorControl, sink: Sink, tmp_path: Path,
-        session: aiohttp.ClientSession) -> None:
+        sim: SimulatorControl, sink: Sink, tmp_path: Path, session: aiohttp.ClientSession) -> None:
     """Thirty SIGKILLs of a busy bridge (a few while it starts, with upstream and webhook faults thrown in): every
     event delivered once by id, every 202 sent exactly once, nothing left pending."""
     rng = random.Random(SEED)

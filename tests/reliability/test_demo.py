@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-import subprocess
 from pathlib import Path
 
 import aiohttp
 import pytest
 from ports import free_port
-from reliability_support import API_KEY, PYTHON, REPO, RunningBridge, running_bridge
+from running_bridge import API_KEY, RunningBridge, run_to_exit, running_bridge, spawn_run
 from waiting import eventually
 
 from bridge.appkeys import STORE
@@ -79,8 +78,7 @@ def test_busy_simulator_port_is_one_line(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", port))
         taken.listen()
-        done = subprocess.run([PYTHON, "-m", "bridge", "run", "-c", str(config)], capture_output=True, text=True,
-                              timeout=60, cwd=REPO)
+        done = run_to_exit(config)
     lines = [line for line in done.stderr.splitlines() if line.strip() and " INFO " not in line]
     assert done.returncode == 1
     assert lines == [f"sms-bridge: cannot listen on 127.0.0.1:{port} (gateway.simulator.listen): "
@@ -132,8 +130,7 @@ async def test_example_key_on_a_reachable_address_is_warned_about(tmp_path: Path
     config, _ = write_demo(tmp_path)
     config.write_text(config.read_text().replace(f'server: {{api_keys: ["{API_KEY}"]}}',
                                                  f'server: {{listen: "0.0.0.0:{free_port()}", api_keys: [change-me]}}'))
-    process = await asyncio.create_subprocess_exec(PYTHON, "-m", "bridge", "run", "-c", str(config), cwd=REPO,
-                                                   stderr=asyncio.subprocess.PIPE)
+    process = await spawn_run(config, stderr=asyncio.subprocess.PIPE)
     lines: list[str] = []
     try:
         while not any("http: listening" in line for line in lines):

@@ -24,15 +24,9 @@ import aiohttp
 import asyncpg
 import pytest
 from ports import free_port
-from reliability_support import (
-    API_KEY,
-    RECIPIENTS,
-    BridgeProcess,
-    SimulatorControl,
-    Traffic,
-    traffic_running,
-    write_bridge_config,
-)
+from reliability_support import RECIPIENTS, Traffic, traffic_running
+from running_bridge import API_KEY, BridgeProcess, write_bridge_config
+from simulator_control import SimulatorControl
 from waiting import eventually
 from webhook_sink import Sink
 
@@ -49,11 +43,8 @@ def replica_config(directory: Path, sim_url: str, sink_url: str, postgres_url: s
     """A replica's rules.yaml on PostgreSQL with a short lease, and the URL it serves on."""
     directory.mkdir()
     port = free_port()
-    path = write_bridge_config(directory, sim_url, port=port, overlap="5s", sink_url=sink_url)
-    text = path.read_text(encoding="utf-8")
-    sqlite_line = f"  path: {directory / 'bridge.db'}\n"
-    assert sqlite_line in text
-    path.write_text(text.replace(sqlite_line, f"  url: {postgres_url}\n  lease: {LEASE:g}s\n"), encoding="utf-8")
+    path = write_bridge_config(directory, sim_url, port=port, overlap="5s", postgres_url=postgres_url,
+                               storage=f"lease: {LEASE:g}s", sink_url=sink_url)
     return path, f"http://127.0.0.1:{port}"
 
 

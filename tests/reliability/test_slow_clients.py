@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import aiohttp
-from reliability_support import running_bridge, simulated_config
+from running_bridge import running_bridge, simulated_config
 from slow_clients import trickle
 from yarl import URL
 

@@ -5,26 +5,15 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from ports import free_port
-from reliability_support import (
-    API_KEY,
-    PYTHON,
-    REPO,
-    RunningBridge,
-    SimulatorControl,
-    database_locked,
-    read_db,
-    run_python,
-    running_bridge,
-    simulated_config,
-)
+from reliability_support import database_locked, read_db, run_python
+from running_bridge import RunningBridge, run_to_exit, running_bridge, simulated_config, spawn_run
+from simulator_control import SimulatorControl
 from waiting import eventually
 
 from bridge.appkeys import POLLER, STORE
@@ -254,13 +243,7 @@ def test_run_on_a_corrupt_database_exits_1_with_one_clear_line(tmp_path: Path) -
     db = tmp_path / "bridge.db"
     junk = random.Random(4).randbytes(4096)
     db.write_bytes(junk)
-    config = tmp_path / "rules.yaml"
-    config.write_text(
-        "gateway:\n  simulator: {inbound_every: 0}\n"
-        f"server:\n  listen: 127.0.0.1:{free_port()}\n  api_keys: [k-0123456789]\n"
-        "storage:\n  path: ./bridge.db\n", encoding="utf-8")
-    done = subprocess.run([PYTHON, "-m", "bridge", "run", "-c", str(config)], capture_output=True, text=True,
-                          timeout=60, cwd=REPO)
+    done = run_to_exit(simulated_config(tmp_path, "rules"))
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 1
     assert "Traceback" not in done.stderr, done.stderr
@@ -384,9 +367,8 @@ async def test_a_second_run_on_a_database_in_use_exits_1_naming_the_file(tmp_pat
     no traceback, and the running bridge stays healthy."""
     async with aiohttp.ClientSession() as session, \
             running_bridge(simulated_config(tmp_path, "first"), session) as first:
-        second = await asyncio.create_subprocess_exec(
-            PYTHON, "-m", "bridge", "run", "-c", str(simulated_config(tmp_path, "second")), cwd=REPO,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        second = await spawn_run(simulated_config(tmp_path, "second"), stdout=asyncio.subprocess.PIPE,
+                                 stderr=asyncio.subprocess.PIPE)
         try:
             _, stderr = await asyncio.wait_for(second.communicate(), 30)
         finally:

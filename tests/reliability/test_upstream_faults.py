@@ -8,7 +8,9 @@ upstream SMS per accepted send.
 from __future__ import annotations
 
 import pytest
-from reliability_support import RunningBridge, SimulatorControl, count_sent
+from reliability_support import count_sent
+from running_bridge import RunningBridge
+from simulator_control import SimulatorControl
 from waiting import eventually
 
 INBOUND = 5

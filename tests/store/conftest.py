@@ -1,4 +1,5 @@
-"""The storage contract's fixture: every test runs once on each backend."""
+"""The storage contract's fixtures: a store on the test's engine (a module saying BOTH_ENGINES = True runs on
+each), and two replicas' stores on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,26 +11,23 @@ import pytest
 from bridge.store import PostgresStore, SqliteStore, Store
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """An empty, migrated store on SQLite, then on PostgreSQL."""
-    if request.param == "sqlite":
-        opened: Store = await SqliteStore.open(tmp_path / "bridge.db")
-    else:
-        opened = await PostgresStore.open(request.getfixturevalue("postgres_url"))
+@pytest.fixture
+def open_store(tmp_path: Path, postgres_storage: str | None) -> Callable[[], Awaitable[Store]]:
+    """Opens (and migrates) the test's database, SQLite or PostgreSQL (see BOTH_ENGINES), as often as called; the
+    caller closes it."""
+    if postgres_storage is None:
+        return lambda: SqliteStore.open(tmp_path / "bridge.db")
+    return lambda: PostgresStore.open(postgres_storage)
+
+
+@pytest.fixture
+async def store(open_store: Callable[[], Awaitable[Store]]) -> AsyncIterator[Store]:
+    """An empty, migrated store on the test's engine."""
+    opened = await open_store()
     try:
         yield opened
     finally:
         await opened.close()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Awaitable[Store]]:
-    """Opens (and migrates) one database, SQLite then PostgreSQL, as often as called; the caller closes it."""
-    if request.param == "sqlite":
-        return lambda: SqliteStore.open(tmp_path / "bridge.db")
-    url = request.getfixturevalue("postgres_url")
-    return lambda: PostgresStore.open(url)
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from bridge.store.dashboard import DashboardReads, MessageFilter
 from bridge.store.postgres import PostgresStore
 from bridge.store.postgres.backend import WRITE_LOCK
 
+BOTH_ENGINES = True  # every test runs on SQLite, then on PostgreSQL
 NOW = 1_800_000_000.0
 
 

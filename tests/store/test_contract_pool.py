@@ -8,6 +8,7 @@ from bridge.pool import EXHAUSTED
 from bridge.store import NewSend, Store
 from bridge.store.pool import MemberCounts
 
+BOTH_ENGINES = True  # every test runs on SQLite, then on PostgreSQL
 DAY, MONTH = "2027-01-15", "2027-01"
 
 

@@ -20,6 +20,7 @@ from bridge.store.migrations import (
     UNLEARNED_BY_CUSTOMERID_AT,
 )
 
+BOTH_ENGINES = True  # every test runs on SQLite, then on PostgreSQL
 NOW = 1_800_000_000.0
 Opener = Callable[[], Awaitable[Store]]
 
