@@ -302,7 +302,7 @@ class Pipeline:
             sends, deliveries, routed = await self._act(db, events, batch, now)
             for name, value in (cursors or {}).items():
                 await db.set_cursor(name, value)
-        self._after_commit(events, routed, sends, deliveries)
+        self._after_commit(events, routed, sends, deliveries, batch.device_moves)
         return Recorded(tuple(events), sends, deliveries)
 
     async def _judge(self, db: Tx, observations: Sequence[Observation], now: float) -> _Batch:
@@ -331,9 +331,6 @@ class Pipeline:
             await db.upsert_devices(batch.device_rows, batch.now)
         if batch.device_moves:
             await db.move_devices(batch.device_moves, batch.now)
-            for old, new in batch.device_moves:
-                log.warning("device %d signed in again and is listed as device %d now; pool members on it follow it",
-                            old, new)
 
     @staticmethod
     async def _new_events(db: Tx, candidates: list[Event], now: float) -> list[Event]:
@@ -451,7 +448,11 @@ class Pipeline:
                 await db.note_reply(action.rule, number, now)
         return None
 
-    def _after_commit(self, events: Iterable[Event], routed: list[_Routed], sends: int, deliveries: int) -> None:
+    def _after_commit(self, events: Iterable[Event], routed: list[_Routed], sends: int, deliveries: int,
+                      moves: Iterable[tuple[int, int]]) -> None:
+        for old, new in moves:
+            log.warning("device %d signed in again and is listed as device %d now; pool members on it follow it",
+                        old, new)
         for event, actions, notes in routed:
             log.info("%s: %s", event.type, describe(event, actions), extra={"event_id": event.id})
             for note in notes:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,6 +18,7 @@ from waiting import eventually
 
 from bridge.config import Config
 from bridge.pool import Member, sticky_order
+from bridge.store import Store, StoreUnavailable, Tx
 
 A, B = (1576, 0), (1297, 0)
 
@@ -244,6 +246,48 @@ async def test_a_member_whose_app_signed_in_again_is_followed_under_its_new_id(
     assert [(s["to"], (s["device_id"], s["sim"])) for s in await sim.sent()] == [
         (to, A), (to, A), (to, (new_id, A[1])), (to, (new_id, A[1]))]
     moved = [r.getMessage() for r in caplog.records if "signed in again" in r.getMessage()]
+    assert len(moved) == 1 and str(A[0]) in moved[0] and str(new_id) in moved[0]
+
+
+class CommitFails:
+    """A store whose write transactions run their statements, then fail to commit (and so roll back)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """The store's transaction, failing at its end as a COMMIT on a full disk does."""
+        async with self._store.transaction() as tx:
+            yield tx
+            raise StoreUnavailable("database or disk is full")
+
+
+def moves_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The log lines that announce a device move."""
+    return [r.getMessage() for r in caplog.records if "signed in again" in r.getMessage()]
+
+
+async def test_a_move_whose_transaction_does_not_commit_is_not_logged(
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim,
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A's phone gets a new id, but the device check that finds it cannot commit: no move is logged or kept; the
+    next device check records it and logs it once."""
+    bridge = await bridges(make_config(extra=pool_yaml()))
+    await bridge.poller.check_devices()
+    new_id = await reauthenticate(sim, A[0])
+    with caplog.at_level(logging.INFO, logger="bridge.pipeline"):
+        monkeypatch.setattr(bridge.poller.pipeline, "store", CommitFails(bridge.store))
+        assert not (await bridge.poller.check_devices()).ok
+        assert moves_logged(caplog) == []
+        async with bridge.store.reading() as tx:
+            assert (await tx.device_rows())[A[0]]["moved_to"] is None
+        monkeypatch.undo()
+        assert (await bridge.poller.check_devices()).ok
+    moved = moves_logged(caplog)
     assert len(moved) == 1 and str(A[0]) in moved[0] and str(new_id) in moved[0]
 
 
