@@ -1,10 +1,13 @@
 """Who polls: exactly one replica at a time, the holder of the poller lease (DESIGN section 8).
 
-Every replica tries to take or renew the lease a few times per lease period. The leader counts itself leader
-only until `lease` seconds after it *sent* its last successful renewal, so it stops polling before the lease
-can expire on the database's clock and another replica take it. The poll's transaction also checks the
-fencing token (`fence`): a leader that was paused or cut off past its lease, and replaced, cannot commit the
-poll it was in the middle of. On SQLite there is one process per database: it is always the leader.
+Every replica takes or renews the lease a few times per lease period; a follower that found it held tries again
+the moment it is due to expire, so a leader that died is replaced within the lease of its last renewal whatever
+the phase of the follower's tries, and the new leader polls at once (DESIGN: within `storage.lease` plus one
+poll interval). The leader counts itself leader only until `lease` seconds after it *sent* its last successful
+renewal, so it stops polling before the lease can expire on the database's clock and another replica take it.
+The poll's transaction also checks the fencing token (`fence`): a leader that was paused or cut off past its
+lease, and replaced, cannot commit the poll it was in the middle of. On SQLite there is one process per
+database: it is always the leader.
 """
 
 from __future__ import annotations
@@ -88,10 +91,13 @@ class Leadership:
         return True
 
     async def run(self) -> None:
-        """Renew the leases until cancelled, several times per lease period; database failures are retried."""
+        """Renew the leases until cancelled, several times per lease period, and as a follower again when the
+        poller lease is due to expire; database failures are retried."""
         while True:
+            pause = self.lease / RENEWALS_PER_LEASE
             try:
-                await self.renew()
+                if not await self.renew():
+                    pause = min(pause, await self._until_expiry())
                 if self._failing:
                     log.info("leadership: the database answers again")
                 self._failing = False
@@ -100,7 +106,12 @@ class Leadership:
                     log.warning("leadership: cannot reach the database to renew the poller lease (%s); "
                                 "this replica stops polling once its lease runs out", exc)
                 self._failing = True
-            await asyncio.sleep(self.lease / RENEWALS_PER_LEASE)
+            await asyncio.sleep(pause)
+
+    async def _until_expiry(self) -> float:
+        """Seconds until the poller lease another replica holds runs out, on the database's clock."""
+        lease = await self._store.lease(POLLER_LEASE)
+        return 0.0 if lease is None else max(0.0, lease["remaining"])
 
     async def fence(self, tx: Tx) -> None:
         """Inside a poll's transaction: raise NotLeader unless this replica still holds the lease it polled under."""

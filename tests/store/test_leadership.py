@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ from waiting import eventually
 
 from bridge.leadership import Leadership, NotLeader, Role
 from bridge.store import SqliteStore, Store
+from bridge.store.leases import replica_lease
 
 
 async def lease_expired(store: Store) -> bool:
@@ -34,6 +37,25 @@ async def test_a_follower_takes_over_an_expired_lease_with_a_larger_token(replic
     first = a.token
     await eventually(lambda: lease_expired(replicas[1]), what="the lease to expire", timeout=5)
     assert await b.renew() and b.token is not None and first is not None and b.token > first
+
+
+async def test_a_follower_takes_the_lease_the_moment_it_expires(replicas: tuple[Store, Store]) -> None:
+    """A follower that found the lease held tries again when it is due to expire, not a renewal period later:
+    when the leader's renewals stop right after the follower's try, the follower leads within moments of the
+    lease running out."""
+    lease = 2.0
+    a, b = Leadership(replicas[0], lease), Leadership(replicas[1], lease)
+    assert await a.renew()
+    following = asyncio.create_task(b.run())
+    try:
+        await eventually(lambda: replicas[0].lease(replica_lease(b.holder)), what="the follower's first try")
+        assert await a.renew()  # the leader's last renewal, just after the follower's try
+        last_renewal = time.monotonic()
+        await eventually(lambda: b.is_leader, what="the follower to lead", timeout=2 * lease, interval=0.005)
+        assert time.monotonic() - last_renewal < lease + 0.1
+    finally:
+        following.cancel()
+        await asyncio.gather(following, return_exceptions=True)
 
 
 async def test_a_replaced_leader_cannot_commit_its_poll(replicas: tuple[Store, Store]) -> None:
