@@ -10,7 +10,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY bridge ./bridge
-RUN pip install . \
+RUN pip install '.[uvloop]' \
     && rm -rf /src \
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin bridge \
     && mkdir -p /data /config \

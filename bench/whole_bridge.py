@@ -21,11 +21,11 @@ only answers 202, and this process, the load generator.
    number stayed on one member, and reports the fewest and most sends a member took.
 
     python bench/whole_bridge.py [--rounds 3] [--requests 4000] [--clients 64] [--inbound 2000] [--json]
-                                 [--stored N] [--loop asyncio|uvloop] [--poll-interval 2s] [--profile DIR]
+                                 [--stored N] [--loop auto|asyncio|uvloop] [--poll-interval 2s] [--profile DIR]
                                  [--devices 50]
 
-`--stored N` starts each bridge with N old messages in its store (the scale figures); `--loop uvloop` runs
-the bridge on uvloop to weigh that speedup; `--profile DIR` records py-spy profiles of the bridge under load;
+`--stored N` starts each bridge with N old messages in its store (the scale figures); `--loop` is the bridge's
+`run --loop` (auto, the default, takes uvloop where it is installed, as `sms-bridge run` does), to weigh it; `--profile DIR` records py-spy profiles of the bridge under load;
 `--devices N` sizes the pool of figure 3 (0 leaves it out).
 
 Both also give the bridge process's CPU time (every thread) per send, from the first request until the
@@ -60,6 +60,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bridge.eventloop import EVENT_LOOPS, loop_factory
 from bridge.gateway.simulator import SIMULATOR, build_simulator_app
 from bridge.pool import Member, sticky_order
 from deliver import _bodies, run_bare
@@ -80,12 +81,6 @@ TARGET_PIPELINE_RATIO = 0.50
 READY_WITHIN = 30.0  # seconds a child process may take to start
 DRAIN_WITHIN = 120.0  # seconds the bridge may take to hand every accepted send upstream, or to deliver every event
 CHECK_EVERY = 0.05
-# `sms-bridge run` as installed, or (to weigh the optional speedup) on uvloop's event loop.
-BRIDGE_COMMAND = {
-    "asyncio": (sys.executable, "-m", "bridge"),
-    "uvloop": (sys.executable, "-c", "import sys, uvloop; uvloop.install(); from bridge.cli import main; "
-               "sys.exit(main(sys.argv[1:]))"),
-}
 CONFIG_YAML = """\
 gateway:
   url: {upstream}
@@ -235,7 +230,7 @@ class Setup:
     """How each bridge of a run is started: its event loop, the store it starts from, its poll interval, and
     the PostgreSQL database it shares with other replicas instead of an SQLite file of its own."""
 
-    loop: str = "asyncio"
+    loop: str = "auto"
     seed: Path | None = None
     interval: str = POLL_INTERVAL
     database_url: str | None = None
@@ -267,7 +262,8 @@ class Bridge:
             port=port, key=API_KEY, sink=sink, secret=SECRET,
             concurrency=CONCURRENCY, pool=pool_yaml(pool)), encoding="utf-8")
         self.log = open(directory / "bridge.log", "ab")
-        self.process = subprocess.Popen([*BRIDGE_COMMAND[setup.loop], "run", "-c", str(config)],
+        self.process = subprocess.Popen([sys.executable, "-m", "bridge", "run", "-c", str(config),
+                                         "--loop", setup.loop],
                                         stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{port}"
         self.profile = profile
@@ -544,7 +540,7 @@ async def seeded_store(path: Path, stored: int) -> Path | None:
 
 
 async def measure(rounds: int, clients: int, requests: int, inbound: int,
-                  profiles: Path | None = None, loop: str = "asyncio", stored: int = 0,
+                  profiles: Path | None = None, loop: str = "auto", stored: int = 0,
                   interval: str = POLL_INTERVAL, devices: int = POOL_DEVICES) -> list[dict[str, Any]]:
     """Start the sink and bare server, run the rounds, and return the figures' rows (with py-spy profiles of
     the bridge in `profiles`, when given; each bridge starts with `stored` old messages; the pool figures with
@@ -601,8 +597,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="messages already in each bridge's store (scale figures: 100000, 1000000)")
     parser.add_argument("--poll-interval", default=POLL_INTERVAL, metavar="DURATION",
                         help=f"the bridge's poll.interval (default {POLL_INTERVAL})")
-    parser.add_argument("--loop", choices=tuple(BRIDGE_COMMAND), default="asyncio",
-                        help="the bridge's event loop (uvloop: to weigh it; the bridge itself runs asyncio's)")
+    parser.add_argument("--loop", choices=EVENT_LOOPS, default="auto",
+                        help="the bridge's `run --loop` (auto, the default: uvloop where it is installed)")
     parser.add_argument("--devices", type=int, default=POOL_DEVICES, metavar="N",
                         help=f"phones in the pool of the pool figures (default {POOL_DEVICES}; 0: no pool figures)")
     parser.add_argument("--serve", choices=("upstream", "sink", "bare"), help=argparse.SUPPRESS)
@@ -612,6 +608,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
+    print(f"bench: the bridge runs on {'uvloop' if loop_factory(args.loop) else 'asyncio'}'s event loop",
+          file=sys.stderr)
     figures = asyncio.run(measure(args.rounds, args.clients, args.requests, args.inbound, args.profile,
                                   args.loop, args.stored, args.poll_interval, args.devices))
     if args.json:

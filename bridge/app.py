@@ -18,6 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bridge import appkeys
 from bridge.config import Config, GatewayConfig, Secret
 from bridge.dashboard import setup_dashboard
+from bridge.eventloop import LoopFactory, loop_name
 from bridge.delivery import DeliveryWorker
 from bridge.gateway.client import GatewayClient
 from bridge.gateway.simulator import build_simulator_app, serve_simulator
@@ -142,10 +143,12 @@ def _workers_ctx(clock: Callable[[], float]) -> Callable[[web.Application], Asyn
     return workers
 
 
-def run(config: Config) -> int:
-    """Run the bridge until SIGINT or SIGTERM; returns the process exit code (1 when it cannot start)."""
+def run(config: Config, loop_factory: LoopFactory | None = None) -> int:
+    """Run the bridge until SIGINT or SIGTERM, on the event loop `loop_factory` makes (asyncio's own when None);
+    returns the process exit code (1 when it cannot start)."""
     try:
-        asyncio.run(_serve(build_app(config), config))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(_serve(build_app(config), config))
     except (GracefulExit, KeyboardInterrupt):
         pass
     except (StoreError, CannotStart) as exc:
@@ -169,6 +172,7 @@ def app_runner(app: web.Application, config: Config, *, handle_signals: bool = F
 
 async def _serve(app: web.Application, config: Config) -> None:
     """Start everything, listen when the server is enabled, and wait for a signal; then stop gracefully."""
+    log.info("bridge: starting on the %s event loop", loop_name(asyncio.get_running_loop()))
     runner = app_runner(app, config, handle_signals=True)
     try:
         await runner.setup()

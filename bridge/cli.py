@@ -18,6 +18,7 @@ from aiohttp import web
 
 from bridge import __version__, delivery, dryrun
 from bridge.config import Config, ConfigError, load_config
+from bridge.eventloop import EVENT_LOOPS, LoopUnavailable, loop_factory
 from bridge.events import RULE_EVENT_NAMES
 from bridge.gateway.client import GatewayClient
 from bridge.gateway.errors import GatewayError, UpstreamUnavailable
@@ -116,6 +117,8 @@ def _add_config_commands(commands: argparse._SubParsersAction) -> None:
     )
     add_config_option(run)
     add_logging_options(run)
+    run.add_argument("--loop", choices=EVENT_LOOPS, default="auto",
+                     help="the event loop: uvloop's when it is installed (auto, the default), or asyncio's own")
     run.set_defaults(handler=_run, default_log_level="info")
 
 
@@ -148,7 +151,12 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config_or_exit(args)
     from bridge import app  # the whole service: imported only by the command that runs it
 
-    return app.run(config)
+    try:
+        factory = loop_factory(args.loop)
+    except LoopUnavailable as exc:
+        print(f"sms-bridge: {exc}", file=sys.stderr)
+        return 1
+    return app.run(config, factory)
 
 
 # --- upstream API commands: send, devices, messages, status, tag, contact, newsletter, simulate --

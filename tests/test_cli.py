@@ -12,15 +12,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import uvloop
 
 import bridge
 from bridge.cli import EXIT_BAD_INPUT, EXIT_OK, build_parser, main
 from bridge.config import Config, Secret
+from bridge.eventloop import LoopFactory
 from bridge.logs import log_context, redact, register_secrets, setup_logging
 from repo_paths import EXAMPLE_CONFIG, REPO
 
 WriteConfig = Callable[[str], Path]
-AppRun = Callable[[Config], int]
+AppRun = Callable[[Config, LoopFactory | None], int]
 
 
 @pytest.fixture(autouse=True)
@@ -110,9 +112,48 @@ def test_unreadable_directory_config(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_run_hands_the_loaded_config_to_the_app(fake_app: Callable[[AppRun], None]) -> None:
     """`run` loads the config and returns what bridge.app.run returns."""
     seen: list[Config] = []
-    fake_app(lambda config: seen.append(config) or 0)
+    fake_app(lambda config, loop: seen.append(config) or 0)
     assert main(["run", "-c", str(EXAMPLE_CONFIG)]) == EXIT_OK
     assert [c.source for c in seen] == [EXAMPLE_CONFIG]
+
+
+def test_run_takes_uvloop_when_it_is_installed(fake_app: Callable[[AppRun], None]) -> None:
+    """`run` hands the app uvloop's event loop by default when uvloop can be imported."""
+    seen: list[LoopFactory | None] = []
+    fake_app(lambda config, loop: seen.append(loop) or 0)
+    assert main(["run", "-c", str(EXAMPLE_CONFIG)]) == EXIT_OK
+    assert seen == [uvloop.new_event_loop]
+
+
+def test_run_with_loop_asyncio_takes_asyncio_s_own(fake_app: Callable[[AppRun], None]) -> None:
+    """`run --loop asyncio` runs on asyncio's own event loop although uvloop is installed."""
+    seen: list[LoopFactory | None] = []
+    fake_app(lambda config, loop: seen.append(loop) or 0)
+    assert main(["run", "-c", str(EXAMPLE_CONFIG), "--loop", "asyncio"]) == EXIT_OK
+    assert seen == [None]
+
+
+def test_run_without_uvloop_takes_asyncio_s_own(fake_app: Callable[[AppRun], None],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where uvloop is not installed, `run` runs on asyncio's own event loop."""
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # importing it fails, as where it is not installed
+    seen: list[LoopFactory | None] = []
+    fake_app(lambda config, loop: seen.append(loop) or 0)
+    assert main(["run", "-c", str(EXAMPLE_CONFIG)]) == EXIT_OK
+    assert seen == [None]
+
+
+def test_run_with_loop_uvloop_but_no_uvloop_exits_1(fake_app: Callable[[AppRun], None],
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """`run --loop uvloop` where uvloop is not installed exits 1 with one line saying how to install it."""
+    monkeypatch.setitem(sys.modules, "uvloop", None)
+    started: list[Config] = []
+    fake_app(lambda config, loop: started.append(config) or 0)
+    assert main(["run", "-c", str(EXAMPLE_CONFIG), "--loop", "uvloop"]) == EXIT_BAD_INPUT
+    assert started == []
+    assert capsys.readouterr().err == ("sms-bridge: --loop uvloop: uvloop is not installed; pip install "
+                                       "'smsgateway24-bridge[uvloop]', or run with --loop asyncio\n")
 
 
 def test_run_with_bad_config_exits_1(write_config: WriteConfig, capsys: pytest.CaptureFixture[str]) -> None:
@@ -126,7 +167,7 @@ def test_run_keeps_config_secrets_out_of_logs(write_config: WriteConfig, fake_ap
                                               capsys: pytest.CaptureFixture[str]) -> None:
     """Once `run` has loaded the config, a secret value logged by mistake shows as ***."""
     path = write_config("gateway: {simulator: true}\nserver: {api_keys: [hunter2-key-secret]}\n")
-    fake_app(lambda config: logging.getLogger("bridge.app").warning(
+    fake_app(lambda config, loop: logging.getLogger("bridge.app").warning(
         "key is %s", config.server.api_keys[0].reveal()) or 0)
     assert main(["run", "-c", str(path)]) == EXIT_OK
     err = capsys.readouterr().err
@@ -139,7 +180,7 @@ def test_run_keeps_config_secrets_out_of_logs(write_config: WriteConfig, fake_ap
 def test_log_options_before_or_after_the_command(fake_app: Callable[[AppRun], None],
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """--log-level and --log-format are accepted before the command and after it."""
-    fake_app(lambda config: logging.getLogger("bridge.app").debug("started") or 0)
+    fake_app(lambda config, loop: logging.getLogger("bridge.app").debug("started") or 0)
     assert main(["--log-format", "json", "run", "--log-level", "debug", "-c", str(EXAMPLE_CONFIG)]) == EXIT_OK
     [line] = capsys.readouterr().err.splitlines()
     assert json.loads(line)["msg"] == "started"

@@ -144,3 +144,34 @@ async def test_example_key_on_a_reachable_address_is_warned_about(tmp_path: Path
     warning = lines[-1]
     assert " WARNING bridge.app: http: the API accepts the example key" in warning and "BRIDGE_API_KEY" in warning
     assert "change-me" not in "".join(lines)
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+async def test_run_serves_on_the_event_loop_it_names(loop: str, tmp_path: Path,
+                                                     session: aiohttp.ClientSession) -> None:
+    """`run --loop LOOP` says in its first line which event loop it runs on, and a send it accepts reaches the
+    upstream."""
+    config, sim_url = write_demo(tmp_path)
+    port = free_port()
+    config.write_text(config.read_text().replace(f'server: {{api_keys: ["{API_KEY}"]}}',
+                                                 f'server: {{listen: "127.0.0.1:{port}", api_keys: ["{API_KEY}"]}}'))
+    process = await spawn_run(config, "--loop", loop, stderr=asyncio.subprocess.PIPE)
+    lines: list[str] = []
+    try:
+        while not any("http: listening" in line for line in lines):
+            line = await asyncio.wait_for(process.stderr.readline(), 30)  # type: ignore[union-attr]
+            assert line, "".join(lines)
+            lines.append(line.decode())
+        async with session.post(f"http://127.0.0.1:{port}/v1/messages", json={"to": "+4915752982212", "body": "Hi"},
+                                headers={"Authorization": f"Bearer {API_KEY}"}) as answer:
+            assert answer.status == 202
+
+        async def sent() -> list[str]:
+            async with session.get(f"{sim_url}/simulator/sent") as listed:
+                return [row["body"] for row in await listed.json()]
+
+        assert await eventually(sent, what="the send at the simulator") == ["Hi"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(process.wait(), 30)
+    assert f"bridge: starting on the {loop} event loop" in lines[0]
