@@ -172,13 +172,13 @@ def app_runner(app: web.Application, config: Config, *, handle_signals: bool = F
 
 async def _serve(app: web.Application, config: Config) -> None:
     """Start everything, listen when the server is enabled, and wait for a signal; then stop gracefully."""
-    log.info("bridge: starting on the %s event loop", loop_name(asyncio.get_running_loop()))
     runner = app_runner(app, config, handle_signals=True)
     try:
         await runner.setup()
     except BaseException:
         await runner.cleanup()  # closes what started before the failure (the store's thread would keep us alive)
         raise
+    log.info("bridge: running on the %s event loop", loop_name(asyncio.get_running_loop()))
     try:
         server = config.server
         if server.enabled:
