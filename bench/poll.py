@@ -10,7 +10,10 @@
 3. resident memory (psutil RSS) of a fresh process polling with 1,000,000 messages in its store
    (target < 100 MB); the baseline is the same process with an empty store;
 4. a poll with 10,000 outgoing SMS in flight (sent, not final: every poll lists them again), median of a
-   few, next to an idle poll of the same bridge before they were sent.
+   few, next to an idle poll of the same bridge before they were sent;
+5. with 50 phones in the account, next to the simulator's two: a device check (one getalldevices, every
+   device stored, the default every 60 s) and a poll finding 1,000 new inbound SMS spread over the phones
+   (one getallsms for the account, whatever the number of phones), medians of a few.
 
 Prints `name<TAB>value<TAB>unit` per figure, or with --json a list of
 {"figure", "value", "unit", "baseline", "target", "met"}. The simulator runs in-process on 127.0.0.1.
@@ -58,6 +61,10 @@ TARGET_RSS_MB = 100
 HISTORY_DAYS = 7.0
 IN_FLIGHT = 10_000
 IN_FLIGHT_POLLS = 9
+MANY_DEVICES = 50
+DEVICE_CHECKS = 50
+SPREAD_INBOUND = 1_000
+SPREAD_POLLS = 5
 
 
 @dataclass
@@ -221,6 +228,35 @@ async def _timed_poll(b: Bench) -> float:
     return time.perf_counter() - started
 
 
+# --- 5. many devices -----------------------------------------------------------------------------
+
+
+async def device_costs_ms(workdir: Path, phones: int) -> tuple[float, float]:
+    """(median ms of a device check, median ms of a poll finding SPREAD_INBOUND new SMS spread over the
+    phones) with `phones` phones in the account."""
+    async with bench_bridge(workdir / f"devices{phones}.db") as b:
+        while len(b.sim.devices) < phones:
+            b.sim.add_device()
+        await b.poller.check_devices()
+        await b.poller.poll_once()
+        checks = []
+        for _ in range(DEVICE_CHECKS):
+            started = time.perf_counter()
+            result = await b.poller.check_devices()
+            checks.append(time.perf_counter() - started)
+            assert result.ok and result.fetched == phones, result
+        devices = sorted(b.sim.devices)
+        polls = []
+        for poll in range(SPREAD_POLLS):
+            for i in range(SPREAD_INBOUND):
+                b.sim.add_inbound(f"+49176{i:08d}", f"Message {poll}-{i}", devices[i % phones], created_ago=1)
+            started = time.perf_counter()
+            result = await b.poller.poll_once()
+            polls.append(time.perf_counter() - started)
+            assert result.events == SPREAD_INBOUND, result
+    return 1000 * statistics.median(checks), 1000 * statistics.median(polls)
+
+
 # --- report -------------------------------------------------------------------------------------
 
 
@@ -241,6 +277,8 @@ async def run() -> list[dict[str, object]]:
         await make_big_store(workdir / "million.db")
         big_rss = measure_rss(workdir / "million.db")
         idle_ms, in_flight_ms = await in_flight_poll_ms(workdir)
+        few_check, few_poll = await device_costs_ms(workdir, 2)
+        many_check, many_poll = await device_costs_ms(workdir, MANY_DEVICES)
     ratio = large / small
     return [
         figure("idle_poll_1k_messages", small, "ms", None, None, None),
@@ -251,6 +289,8 @@ async def run() -> list[dict[str, object]]:
         figure("poll_10k_new_whole_poll", whole_rate, "msg/s", None, None, None),
         figure("rss_1m_messages_in_store", big_rss, "MB", empty_rss, TARGET_RSS_MB, big_rss < TARGET_RSS_MB),
         figure("poll_10k_in_flight", in_flight_ms, "ms", idle_ms, None, None),
+        figure(f"device_check_{MANY_DEVICES}_devices", many_check, "ms", few_check, None, None),
+        figure(f"poll_1k_new_over_{MANY_DEVICES}_devices", many_poll, "ms", few_poll, None, None),
     ]
 
 
