@@ -15,10 +15,11 @@ only answers 202, and this process, the load generator.
    webhook; the sink must see 2,000 distinct webhook ids (one event per SMS). The baseline is a bare
    aiohttp POST loop sending the same number of signed bodies, with the webhook's concurrency, to the
    same sink.
-3. API on a device pool: the same load as 1, with 50 phones in the account and a `pool:` of their SIMs
-   (sticky placement, no limits), next to figure 1 of the same round and the same bare 202 rate: what
-   the device count costs a send. The run checks that the upstream got each send exactly once, that each
-   number stayed on one member, and reports the fewest and most sends a member took.
+3. API on a device pool: the same load as 1, with 50 phones in the account and a `pool:` of SIM 0 of each
+   (sticky placement, no limits), next to figure 1 of the same round and its bare 202 rate: what the
+   device count costs a send. The run checks that the upstream got each send exactly once and each number's
+   sends on the member sticky placement names for it, and reports the fewest and most sends a member took,
+   and the sender's own getallsms lookups (it looks ids up per device when no poll taught them).
 
     python bench/whole_bridge.py [--rounds 3] [--requests 4000] [--clients 64] [--inbound 2000] [--json]
                                  [--stored N] [--loop auto|asyncio|uvloop] [--poll-interval 2s] [--profile DIR]
@@ -115,7 +116,8 @@ def upstream_app() -> web.Application:
     """The simulator, with POST /bench/inbound {"count"} (stored at once), GET /bench/polls (the monotonic
     start of each getallsms window request without filters, as the poller makes them), GET /bench/calls (the
     calls answered: getallsms by its filter, getalldevices), POST /bench/devices {"count"} (phones added until
-    the account has that many; answers the ids of that many) and GET /bench/sent (what the upstream took, per member)."""
+    the account has that many; answers the ids of that many) and GET /bench/sent (what the upstream took:
+    counts, per member, and the members each number went out on)."""
     app = build_simulator_app(timezone=ZONE, email=EMAIL, password=PASSWORD, pace=1.0, seed=1)
     polls: list[float] = []
     calls: Counter[str] = Counter()
