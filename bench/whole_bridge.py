@@ -20,16 +20,19 @@ only answers 202, and this process, the load generator.
    device count costs a send. The run checks that the upstream got each send exactly once and each number's
    sends on the member sticky placement names for it, and reports the fewest and most sends a member took,
    and the sender's own getallsms lookups (it looks ids up per device when no poll taught them).
+4. API sustained: the load of 1 five times over (20,000 sends), so that the upstream's window and the sends
+   in flight grow as under hours of traffic: a cost that grows with them shows here, not in figure 1.
 
     python bench/whole_bridge.py [--rounds 3] [--requests 4000] [--clients 64] [--inbound 2000] [--json]
                                  [--stored N] [--loop auto|asyncio|uvloop] [--poll-interval 2s] [--profile DIR]
-                                 [--devices 50]
+                                 [--devices 50] [--sustained 5]
 
 `--stored N` starts each bridge with N old messages in its store (the scale figures); `--loop` is the bridge's
-`run --loop` (auto, the default, takes uvloop where it is installed, as `sms-bridge run` does), to weigh it; `--profile DIR` records py-spy profiles of the bridge under load;
-`--devices N` sizes the pool of figure 3 (0 leaves it out).
+`run --loop` (auto, the default, takes uvloop where it is installed, as `sms-bridge run` does), to weigh it;
+`--profile DIR` records py-spy profiles of the bridge under load; `--devices N` sizes the pool of figure 3 and
+`--sustained K` the load of figure 4, in figure 1's (0 leaves either out).
 
-Both also give the bridge process's CPU time (every thread) per send, from the first request until the
+The API figures and the pipeline's also give the bridge process's CPU time (every thread) per send, from the first request until the
 upstream has every send, and per event, from the inbound SMS appearing until the last webhook: a cost that
 other work on the machine moves far less than it moves the rates.
 
@@ -74,6 +77,7 @@ EMAIL, PASSWORD, ZONE = "demo@example.com", "demo", "Europe/Paris"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 DEVICE = 1576
 CONCURRENCY = 16  # the webhook's deliveries in flight (the config default)
+SUSTAINED = 5  # figure 4's load, in figure 1's
 POOL_DEVICES = 50  # phones in the account of figure 3, each SIM a pool member
 POLL_INTERVAL = "2s"
 TARGET_API_RATIO = 0.40
@@ -479,14 +483,18 @@ class Figure:
     meets: Callable[[float], bool] | None = None
 
 
-API_FIGURES = (
-    Figure("bridge_api_sends_per_s", "1/s", "rate", "bare_rate"),
-    Figure("bridge_api_to_bare_ratio", "ratio", "ratio", None, f">= {TARGET_API_RATIO:g}",
-           lambda v: v >= TARGET_API_RATIO),
-    Figure("bridge_api_p99_latency", "ms", "p99", "bare_p99", f"< {TARGET_P99_MS:g}", lambda v: v < TARGET_P99_MS),
-    Figure("bare_202_sends_per_s", "1/s", "bare_rate"),
-    Figure("bridge_api_cpu_per_send", "us", "cpu_us"),
-)
+def api_figures(name: str = "bridge_api") -> tuple[Figure, ...]:
+    """Figure 1's figures (or figure 4's, under `name`)."""
+    return (
+        Figure(f"{name}_sends_per_s", "1/s", "rate", "bare_rate"),
+        Figure(f"{name}_to_bare_ratio", "ratio", "ratio", None, f">= {TARGET_API_RATIO:g}",
+               lambda v: v >= TARGET_API_RATIO),
+        Figure(f"{name}_p99_latency", "ms", "p99", "bare_p99", f"< {TARGET_P99_MS:g}", lambda v: v < TARGET_P99_MS),
+        Figure(f"{name}_cpu_per_send", "us", "cpu_us"),
+    )
+
+
+API_FIGURES = api_figures()[:3] + (Figure("bare_202_sends_per_s", "1/s", "bare_rate"),) + api_figures()[3:]
 
 
 def pool_figures(devices: int) -> tuple[Figure, ...]:
@@ -543,16 +551,18 @@ async def seeded_store(path: Path, stored: int) -> Path | None:
 
 async def measure(rounds: int, clients: int, requests: int, inbound: int,
                   profiles: Path | None = None, loop: str = "auto", stored: int = 0,
-                  interval: str = POLL_INTERVAL, devices: int = POOL_DEVICES) -> list[dict[str, Any]]:
+                  interval: str = POLL_INTERVAL, devices: int = POOL_DEVICES,
+                  sustained: int = SUSTAINED) -> list[dict[str, Any]]:
     """Start the sink and bare server, run the rounds, and return the figures' rows (with py-spy profiles of
     the bridge in `profiles`, when given; each bridge starts with `stored` old messages; the pool figures with
-    `devices` phones, none when 0).
+    `devices` phones, none when 0; the sustained figures with `sustained` times `requests`, none when 0).
 
     Each bridge gets an upstream of its own, so its poll window holds its own traffic only, not that of the
     measurements before it."""
     children = {mode: Child(mode) for mode in ("sink", "bare")}
     api: list[dict[str, float]] = []
     pooled: list[dict[str, float]] = []
+    long: list[dict[str, float]] = []
     pipeline: list[dict[str, float]] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -569,15 +579,22 @@ async def measure(rounds: int, clients: int, requests: int, inbound: int,
                             pooled.append(await pool_round(session, api[-1], upstream, children["sink"], clients,
                                                            requests, devices, directory, setup,
                                                            _profile(profiles, f"api-{devices}-devices", n)))
+                    if sustained:
+                        with fresh_upstream() as upstream:
+                            long.append(await api_round(session, children["bare"], upstream, children["sink"],
+                                                        clients, requests * sustained, directory, setup,
+                                                        _profile(profiles, "api-sustained", n)))
                     with fresh_upstream() as upstream:
                         pipeline.append(await pipeline_round(session, upstream, children["sink"], inbound,
                                                              directory, setup, _profile(profiles, "pipeline", n)))
                     print(f"round {n + 1}: api {api[-1]}, {devices} devices {pooled[-1] if pooled else '-'}, "
-                          f"pipeline {pipeline[-1]}", file=sys.stderr, flush=True)
+                          f"sustained {long[-1] if long else '-'}, pipeline {pipeline[-1]}", file=sys.stderr,
+                          flush=True)
     finally:
         for child in children.values():
             child.stop()
     return (rows(API_FIGURES, api) + (rows(pool_figures(devices), pooled) if devices else [])
+            + (rows(api_figures("bridge_api_sustained"), long) if sustained else [])
             + rows(PIPELINE_FIGURES, pipeline))
 
 
@@ -603,6 +620,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the bridge's `run --loop` (auto, the default: uvloop where it is installed)")
     parser.add_argument("--devices", type=int, default=POOL_DEVICES, metavar="N",
                         help=f"phones in the pool of the pool figures (default {POOL_DEVICES}; 0: no pool figures)")
+    parser.add_argument("--sustained", type=int, default=SUSTAINED, metavar="K",
+                        help=f"figure 4's load in --requests (default {SUSTAINED}; 0: no figure 4)")
     parser.add_argument("--serve", choices=("upstream", "sink", "bare"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
@@ -613,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench: the bridge runs on {'uvloop' if loop_factory(args.loop) else 'asyncio'}'s event loop",
           file=sys.stderr)
     figures = asyncio.run(measure(args.rounds, args.clients, args.requests, args.inbound, args.profile,
-                                  args.loop, args.stored, args.poll_interval, args.devices))
+                                  args.loop, args.stored, args.poll_interval, args.devices, args.sustained))
     if args.json:
         print(json.dumps(figures, indent=1))
     else:

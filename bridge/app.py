@@ -18,8 +18,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bridge import appkeys
 from bridge.config import Config, GatewayConfig, Secret
 from bridge.dashboard import setup_dashboard
-from bridge.eventloop import LoopFactory, loop_name
 from bridge.delivery import DeliveryWorker
+from bridge.eventloop import LoopFactory, loop_name
 from bridge.gateway.client import GatewayClient
 from bridge.gateway.simulator import build_simulator_app, serve_simulator
 from bridge.leadership import Leadership
