@@ -32,9 +32,12 @@ only answers 202, and this process, the load generator.
 `--profile DIR` records py-spy profiles of the bridge under load; `--devices N` sizes the pool of figure 3 and
 `--sustained K` the load of figure 4, in figure 1's (0 leaves either out).
 
-The API figures and the pipeline's also give the bridge process's CPU time (every thread) per send, from the first request until the
-upstream has every send, and per event, from the inbound SMS appearing until the last webhook: a cost that
-other work on the machine moves far less than it moves the rates.
+The API figures and the pipeline's also give the bridge process's CPU time per send, from the first request
+until the upstream has every send, and per event, from the inbound SMS appearing until the last webhook: a
+cost that other work on the machine moves far less than it moves the rates. `cpu` counts every thread,
+`loop_cpu` the event loop's alone (HTTP, JSON, rules, the sender, the poller; SQLite's statements run in a
+thread of their own). Everything but SQLite's statements waits for that one thread, so `loop_bound_ratio`,
+(1 / loop_cpu) over the bare rate, is the most the ratio could be with that thread busy all the time.
 
 Each round measures every figure once, baselines and bridge back to back; the figures are the medians over
 the rounds, and each row's `spread` gives the lowest and highest round.
@@ -294,10 +297,11 @@ class Bridge:
                  "--output", str(self.profile), "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             await asyncio.sleep(0.5)  # py-spy attaches
 
-    def cpu_seconds(self) -> float:
-        """The CPU time (user and system, every thread) the bridge process has used so far."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    def cpu_seconds(self) -> tuple[float, float]:
+        """The CPU time (user and system) the bridge process has used so far: in all its threads, and in its
+        event loop's thread alone (the main thread; SQLite's statements run in a thread of their own)."""
+        return _cpu_seconds(Path(f"/proc/{self.process.pid}")), _cpu_seconds(
+            Path(f"/proc/{self.process.pid}/task/{self.process.pid}"))
 
     def stop(self) -> None:
         """SIGTERM, as a user stops it; it must end on its own."""
@@ -314,6 +318,16 @@ def pool_yaml(devices: Sequence[int]) -> str:
         return ""
     members = "".join(f"    - {{device_id: {device}}}\n" for device in devices)
     return f"pool:\n  strategy: sticky\n  members:\n{members}"
+
+
+def _cpu_seconds(proc: Path) -> float:
+    fields = (proc / "stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_figures(before: tuple[float, float], after: tuple[float, float], count: int) -> dict[str, float]:
+    """CPU microseconds per item between two `Bridge.cpu_seconds`: in all threads, and in the event loop's."""
+    return {"cpu_us": (after[0] - before[0]) / count * 1e6, "loop_us": (after[1] - before[1]) / count * 1e6}
 
 
 def _free_port() -> int:
@@ -380,7 +394,7 @@ async def api_round(session: aiohttp.ClientSession, bare: Child, upstream: Child
     bare_rate, bare_latencies = await post_load(bare.url, clients, requests)
     got = await bridge_load(session, upstream, sink, clients, requests, directory, setup, profile)
     return {**got, "bare_rate": bare_rate, "bare_p99": percentile(bare_latencies, 99),
-            "ratio": got["rate"] / bare_rate}
+            "ratio": got["rate"] / bare_rate, "loop_bound": 1e6 / got["loop_us"] / bare_rate}
 
 
 async def pool_round(session: aiohttp.ClientSession, one_device: dict[str, float], upstream: Child, sink: Child,
@@ -416,7 +430,7 @@ async def bridge_load(session: aiohttp.ClientSession, upstream: Child, sink: Chi
             return (await get_json(session, sent_url))["sent"] >= requests
 
         await wait_for(all_sent, DRAIN_WITHIN, "the sender to hand every accepted send upstream")
-        cpu = bridge.cpu_seconds() - cpu
+        cpu = _cpu_figures(cpu, bridge.cpu_seconds(), requests)
         upstream_sent = await get_json(session, sent_url)
         calls = Counter(await get_json(session, f"{upstream.url}/bench/calls")) - Counter(calls)
     finally:
@@ -429,7 +443,7 @@ async def bridge_load(session: aiohttp.ClientSession, upstream: Child, sink: Chi
     if misplaced:
         raise SystemExit(f"bench: sends off the member sticky placement names for their number: {misplaced}")
     per_member = [upstream_sent["members"].get(f"{device}:0", 0) for device in pool]
-    return {"rate": rate, "p99": percentile(latencies, 99), "cpu_us": cpu / requests * 1e6,
+    return {"rate": rate, "p99": percentile(latencies, 99), **cpu,
             "lookups": calls["getallsms_by_customerid"] + calls["getallsms_by_device_id"],
             "member_min": min(per_member, default=requests), "member_max": max(per_member, default=requests),
             "members_used": sum(n > 0 for n in per_member)}
@@ -456,7 +470,7 @@ async def pipeline_round(session: aiohttp.ClientSession, upstream: Child, sink: 
             return got["count"] >= inbound
 
         await wait_for(delivered, DRAIN_WITHIN, f"{inbound} webhooks at the sink")
-        cpu = bridge.cpu_seconds() - cpu
+        cpu = _cpu_figures(cpu, bridge.cpu_seconds(), inbound)
         got = await get_json(session, f"{sink.url}/bench/received?since={stored_at}")
         polls = await get_json(session, f"{upstream.url}/bench/polls")
     finally:
@@ -465,7 +479,8 @@ async def pipeline_round(session: aiohttp.ClientSession, upstream: Child, sink: 
         raise SystemExit(f"bench: {inbound} inbound SMS, the sink got {got}")
     fetched_at = min(at for at in polls if at >= stored_at)
     rate = inbound / (got["last"] - fetched_at)
-    return {"bare_rate": bare_rate, "rate": rate, "ratio": rate / bare_rate, "cpu_us": cpu / inbound * 1e6}
+    return {"bare_rate": bare_rate, "rate": rate, "ratio": rate / bare_rate, **cpu,
+            "loop_bound": 1e6 / cpu["loop_us"] / bare_rate}
 
 
 # --- report ----------------------------------------------------------------------------------------
@@ -491,6 +506,8 @@ def api_figures(name: str = "bridge_api") -> tuple[Figure, ...]:
                lambda v: v >= TARGET_API_RATIO),
         Figure(f"{name}_p99_latency", "ms", "p99", "bare_p99", f"< {TARGET_P99_MS:g}", lambda v: v < TARGET_P99_MS),
         Figure(f"{name}_cpu_per_send", "us", "cpu_us"),
+        Figure(f"{name}_loop_cpu_per_send", "us", "loop_us"),
+        Figure(f"{name}_loop_bound_ratio", "ratio", "loop_bound"),
     )
 
 
@@ -519,6 +536,8 @@ PIPELINE_FIGURES = (
            lambda v: v >= TARGET_PIPELINE_RATIO),
     Figure("bare_aiohttp_posts_per_s", "posts/s", "bare_rate"),
     Figure("bridge_pipeline_cpu_per_event", "us", "cpu_us"),
+    Figure("bridge_pipeline_loop_cpu_per_event", "us", "loop_us"),
+    Figure("bridge_pipeline_loop_bound_ratio", "ratio", "loop_bound"),
 )
 
 
