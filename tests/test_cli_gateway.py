@@ -12,10 +12,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from command_line import cli
 from ports import free_port
 from simulator_control import MakeSimulator, SimulatorControl
-
-from bridge.cli import main
 
 Write = Callable[[str], Path]
 
@@ -43,11 +42,6 @@ def gateway_config(write_config: Write, url: str, password: str = "demo", device
 def config(write_config: Write, sim: SimulatorControl) -> Path:
     """A config whose gateway.url points at the simulator, with the demo credentials and device 1576."""
     return gateway_config(write_config, sim.url)
-
-
-async def cli(*argv: str | Path) -> int:
-    """Run `sms-bridge ARGV` in a worker thread (it runs its own event loop) and return the exit code."""
-    return await asyncio.to_thread(main, [str(a) for a in argv])
 
 
 async def test_send_prints_the_id_and_keeps_the_plus(

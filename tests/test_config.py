@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
+from config_issues import BASE, issues
 from hypothesis import assume, given
 from jinja2.defaults import DEFAULT_NAMESPACE
 from hypothesis import strategies as st
@@ -25,22 +26,6 @@ from bridge.templating import RULE_NAMES, TemplateEngine
 from repo_paths import EXAMPLE_CONFIG
 
 WriteConfig = Callable[[str], Path]
-
-# Lines 1-4 of most test files: the smallest valid config, so each test's mistake is the only one.
-BASE = """\
-gateway:
-  simulator: true
-server:
-  api_keys: [key-1]
-"""
-
-
-def issues(path: Path, env: Mapping[str, str] | None = None) -> list[str]:
-    """The error lines of loading `path`, with the file shown as `rules.yaml`."""
-    with pytest.raises(ConfigError) as caught:
-        load_config(path, env={} if env is None else env)
-    return [str(issue).replace(str(path), "rules.yaml", 1) for issue in caught.value.errors]
-
 
 def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
     return load_config(path, env={} if env is None else env)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
+from sample_events import NOW, OWN, SENDER, device, inbound, status
 
-from bridge.events import DeviceFacts, Event, EventType, SmsFacts, device_event, sms_event
+from bridge.events import DeviceFacts, Event, EventType, device_event
 from bridge.gateway.models import Status
 from bridge.templating import (
     BUNDLED_TEMPLATES,
@@ -22,28 +22,18 @@ from bridge.templating import (
     template_context,
 )
 
-NOW = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
 FIXTURES = Path(__file__).parent / "fixtures"
 NASTY = 'He said "hi"\n\t\\ </script> {{ 7*7 }} & <!channel> @everyone ü 🎉 \u2028 %s'
-SENDER = "+4912312312332"
-OWN = "+4915752982212"
-
-
-def inbound(body: str = "INFO please") -> Event:
-    """An sms.received event."""
-    facts = SmsFacts(62050971, SENDER, None, body, 11231, 0, Status.RECEIVED, None, NOW, None)
-    return sms_event(EventType.RECEIVED, facts, NOW)
 
 
 def outgoing(new: Status, kind: EventType = EventType.STATUS) -> Event:
-    """An sms.status / sms.stuck event of a message from OWN to SENDER."""
-    facts = SmsFacts(77, OWN, SENDER, "Your code is 1234", 11231, 1, new, Status.SENT, NOW, 5)
-    return sms_event(kind, facts, NOW)
+    """An sms.status / sms.stuck event of a message from OWN to SENDER, sent for customer 5."""
+    return status(new, kind, customer_id=5)
 
 
-def device(online: bool) -> Event:
-    """A device.online / device.offline event."""
-    return device_event(online, DeviceFacts(1576, 'Pixel "7"', None, (OWN,)), NOW, "1")
+def phone(online: bool) -> Event:
+    """A device.online / device.offline event of a phone titled with a quote to escape, never seen yet."""
+    return device(online, 'Pixel "7"', last_seen=None)
 
 
 EVENTS = {
@@ -53,8 +43,8 @@ EVENTS = {
     "status": outgoing(Status.DELIVERED),
     "status-failed": outgoing(Status.FAILED),
     "stuck": outgoing(Status.QUEUED, EventType.STUCK),
-    "device-offline": device(False),
-    "device-online": device(True),
+    "device-offline": phone(False),
+    "device-online": phone(True),
 }
 JSON_PRESETS = sorted(p.name for p in BUNDLED_TEMPLATES.glob("[!_]*.json.j2"))
 
@@ -176,8 +166,8 @@ def test_ntfy_topic_set_by_a_wrapping_template(tmp_path: Path) -> None:
     assert json.loads(render("alerts.json.j2", inbound(), TemplateEngine(tmp_path)))["topic"] == "alerts"
 
 
-@pytest.mark.parametrize(("event", "priority"), [(outgoing(Status.FAILED), 4), (device(False), 4),
-                                                 (outgoing(Status.QUEUED, EventType.STUCK), 4), (device(True), 3)])
+@pytest.mark.parametrize(("event", "priority"), [(outgoing(Status.FAILED), 4), (phone(False), 4),
+                                                 (outgoing(Status.QUEUED, EventType.STUCK), 4), (phone(True), 3)])
 def test_ntfy_raises_priority_of_trouble(event: Event, priority: int) -> None:
     """Failures, stuck messages and offline devices are high priority on ntfy."""
     assert render_json("ntfy.json.j2", event)["priority"] == priority
@@ -207,7 +197,7 @@ def test_twilio_status_names(new: Status, twilio: str) -> None:
 
 def test_twilio_form_of_a_device_event() -> None:
     """A device event becomes a form with the event type and the device."""
-    form = parse_qs(render("twilio.form.j2", device(False)), keep_blank_values=True, strict_parsing=True)
+    form = parse_qs(render("twilio.form.j2", phone(False)), keep_blank_values=True, strict_parsing=True)
     assert form == {"EventType": ["device.offline"], "DeviceId": ["1576"], "DeviceTitle": ['Pixel "7"'],
                     "LastSeen": [""]}
 

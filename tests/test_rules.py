@@ -5,41 +5,21 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+from sample_events import NOW, OWN, SENDER, device, inbound, status
 
 from bridge.config import ActionConfig, ActionKind, MatchConfig, RuleConfig
-from bridge.events import DeviceFacts, Event, EventType, SmsFacts, device_event, sms_event
+from bridge.events import Event, EventType
 from bridge.gateway.models import Status
 from bridge.rules import AddTag, Deliver, Failed, OptIn, OptOut, Router, RuleError, SendSms
 from bridge.templating import TemplateEngine
 
 ZONE = "Europe/Paris"  # UTC+1 in November
-NOW = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)  # Tuesday 11:00 in Paris
-SENDER = "+4912312312332"
-OWN = "+4915752982212"
 HOOK = ActionConfig(ActionKind.WEBHOOK, webhook="crm")
 
 
 def utc(day: int, hour: int, minute: int = 0) -> datetime:
     """A time in November 2026, UTC."""
     return datetime(2026, 11, day, hour, minute, tzinfo=timezone.utc)
-
-
-def inbound(body: str = "INFO please", sender: str | None = SENDER, *, to: str | None = OWN,
-            device_id: int = 11231, sim: int = 0) -> Event:
-    """An sms.received event."""
-    facts = SmsFacts(62050971, sender, to, body, device_id, sim, Status.RECEIVED, None, NOW, None)
-    return sms_event(EventType.RECEIVED, facts, NOW)
-
-
-def status(new: Status = Status.DELIVERED, kind: EventType = EventType.STATUS, body: str = "Your code 1234") -> Event:
-    """An sms.status (or sms.stuck) event of an outgoing message from OWN to SENDER."""
-    facts = SmsFacts(77, OWN, SENDER, body, 11231, 1, new, Status.SENT, NOW, None)
-    return sms_event(kind, facts, NOW)
-
-
-def device(online: bool = False) -> Event:
-    """A device.offline / device.online event of device 1576."""
-    return device_event(online, DeviceFacts(1576, "Pixel", NOW, (OWN,)), NOW, "1")
 
 
 def rule(name: str = "r", match: MatchConfig = MatchConfig(), *actions: ActionConfig, stop: bool = False,
@@ -97,8 +77,8 @@ CONDITIONS = [
     ("from alphanumeric any case", MatchConfig(from_=("dhl",)), inbound(sender="DHL"), NOW, True),
     ("from unknown sender", MatchConfig(from_=("*",)), inbound(sender=None), NOW, False),
     ("from of a status event is our number", MatchConfig(from_=(OWN,)), status(), NOW, True),
-    ("to", MatchConfig(to=("+49157*",)), inbound(), NOW, True),
-    ("to unknown", MatchConfig(to=("*",)), inbound(to=None), NOW, False),
+    ("to", MatchConfig(to=("+49157*",)), inbound(to=OWN), NOW, True),
+    ("to unknown", MatchConfig(to=("*",)), inbound(), NOW, False),
     # device_id, sim
     ("device_id", MatchConfig(device_id=(1, 11231)), inbound(), NOW, True),
     ("device_id other", MatchConfig(device_id=(1, 2)), inbound(), NOW, False),

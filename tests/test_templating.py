@@ -7,9 +7,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from sample_events import NOW, device, inbound
 
-from bridge.events import DeviceFacts, Event, EventType, SmsFacts, device_event, sms_event
-from bridge.gateway.models import Status
 from bridge.templating import (
     MAX_OUTPUT_CHARS,
     PAYLOAD_NAMES,
@@ -27,19 +26,6 @@ from bridge.templating import (
     to_json,
     urlencode,
 )
-
-NOW = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
-
-
-def inbound(body: str = "INFO please", sender: str = "+4912312312332") -> Event:
-    """An sms.received event."""
-    facts = SmsFacts(62050971, sender, None, body, 11231, 0, Status.RECEIVED, None, NOW, None)
-    return sms_event(EventType.RECEIVED, facts, NOW)
-
-
-def offline() -> Event:
-    """A device.offline event."""
-    return device_event(False, DeviceFacts(1576, "Pixel", NOW, ("+4915752982212",)), NOW, "1")
 
 
 def render(source: str, engine: TemplateEngine | None = None, **context: object) -> str:
@@ -267,7 +253,7 @@ def test_template_context_exposes_sms_with_from() -> None:
 
 def test_template_context_of_a_device_event_has_no_sms() -> None:
     """A device event's context has `sms` None and the `device` object."""
-    context = template_context(offline(), None, {}, NOW)
+    context = template_context(device(), None, {}, NOW)
     assert context["sms"] is None and context["device"]["id"] == 1576
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import timedelta
 from typing import Any
 
+from sample_events import NOW, inbound
 from webhook_sink import Sink
 
 from bridge.config import WebhookConfig
-from bridge.events import Event, EventType, SmsFacts, sms_event
-from bridge.gateway.models import Status
+from bridge.events import Event
 from bridge.store import NewDelivery, Store
 from bridge.templating import to_json
 
@@ -24,10 +24,7 @@ _counter = iter(range(1, 1_000_000))
 
 def inbound_event(body: str = "INFO please", sender: str = "+4912312312332") -> Event:
     """A fresh `sms.received` event (a new sms id each call)."""
-    sms_id = 62050000 + next(_counter)
-    created = datetime(2026, 11, 24, 11, 0, tzinfo=timezone.utc)
-    facts = SmsFacts(sms_id, sender, None, body, 11231, 0, Status.RECEIVED, None, created, None)
-    return sms_event(EventType.RECEIVED, facts, created)
+    return inbound(body, sender, sms_id=62050000 + next(_counter), created=NOW + timedelta(hours=1))
 
 
 async def add_event(store: Store, event: Event, now: float, payload: str | None = None) -> None:

@@ -7,24 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from config_issues import BASE, issues
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bridge.config import ConfigError, load_config
 from bridge.pool import Member, Strategy
-
-BASE = """\
-gateway:
-  simulator: true
-server:
-  api_keys: [key-1]
-"""
-
-
-def issues(path: Path) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        load_config(path, env={})
-    return [str(issue).replace(str(path), "rules.yaml", 1) for issue in caught.value.errors]
 
 
 def test_pool_members_strategy_and_failover_load(write_config: Callable[[str], Path]) -> None:

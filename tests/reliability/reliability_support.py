@@ -1,5 +1,5 @@
-"""Helpers of the reliability suites: processes that hold or starve the database, and the traffic a bridge serves
-while it comes and goes.
+"""Helpers of the reliability suites: processes that hold or starve the database, the traffic a bridge serves
+while it comes and goes, and the promises checked once that traffic has stopped.
 
 Nothing here sleeps to paper over a race: every wait is for a condition, with a bound (waiting.eventually).
 """
@@ -14,7 +14,7 @@ import sqlite3
 import subprocess
 import textwrap
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,8 @@ import aiohttp
 from repo_paths import REPO
 from running_bridge import API_KEY, PYTHON
 from simulator_control import SimulatorControl
+from waiting import eventually
+from webhook_sink import Sink
 
 # --- other processes on the database file ---------------------------------------------------------
 
@@ -134,3 +136,50 @@ async def traffic_running(traffic: Traffic) -> AsyncIterator[None]:
     finally:
         stop.set()
         await task
+
+
+# --- the promises checked once the traffic has stopped ----------------------------------------------------
+
+
+async def caught_up(traffic: Traffic, sink: Sink, events: Callable[[], Awaitable[dict[int, list[str]]]],
+                    pending: Callable[[], Awaitable[list[str]]], timeout: float) -> None:
+    """Wait (bounded) until every incoming SMS of `traffic` has its events (`events`: their ids by SMS id), each
+    delivered to the sink, every accepted send and PING reply went upstream, and nothing waits (`pending`: what
+    still waits in the database); the failure names what is still missing."""
+    wanted = {(n, body) for _, numbers, body in traffic.accepted for n in numbers} | set(traffic.pings)
+    missing: dict[str, set[str]] = {}
+
+    async def done() -> bool:
+        received = await events()
+        sent = {(row["to"], row["body"]) for row in await traffic.sim.sent()}
+        missing.clear()
+        missing.update({
+            "inbound events": set(map(str, set(traffic.inbound) - set(received))),
+            "webhook deliveries": {i for ids in received.values() for i in ids} - set(sink.delivered()),
+            "pending work": set(await pending()),
+            "upstream sends": set(map(str, wanted - sent)),
+        })
+        return not any(missing.values())
+
+    def what() -> str:
+        still = "; ".join(f"{kind}: {sorted(items)[:5]}" for kind, items in missing.items() if items)
+        return f"the bridge to catch up with its traffic (still missing: {still or 'nothing yet'})"
+
+    await eventually(done, timeout=timeout, what=what, interval=0.2)
+
+
+def check_promises(traffic: Traffic, sink: Sink, events: dict[int, list[str]],
+                   sent: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
+    """Every incoming SMS gave exactly one event (`events`: their ids by SMS id), which the sink got exactly once
+    by webhook-id; no SMS went out twice; every accepted send and PING reply went out. Returns how many times
+    each (number, text) went out."""
+    assert {sms_id: len(ids) for sms_id, ids in events.items() if len(ids) != 1} == {}, "an SMS gave two events"
+    assert set(events) == set(traffic.inbound)
+    expected_ids = {ids[0] for ids in events.values()}
+    assert set(sink.delivered()) == expected_ids, "the receiver got events it should not, or missed some"
+    per_text = count_sent(sent)
+    assert {key: n for key, n in per_text.items() if n > 1} == {}, "an SMS went out twice"
+    for _, numbers, body in traffic.accepted:
+        assert all(per_text[(number, body)] == 1 for number in numbers), f"an accepted send did not go out: {body}"
+    assert all(per_text[reply] == 1 for reply in traffic.pings), "a PING got no reply"
+    return per_text

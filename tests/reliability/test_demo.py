@@ -10,12 +10,12 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from command_line import cli
 from ports import free_port
 from running_bridge import API_KEY, RunningBridge, run_to_exit, running_bridge, spawn_run
 from waiting import eventually
 
 from bridge.appkeys import STORE
-from bridge.cli import main
 
 DEMO = """\
 gateway:
@@ -83,11 +83,6 @@ def test_busy_simulator_port_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert lines == [f"sms-bridge: cannot listen on 127.0.0.1:{port} (gateway.simulator.listen): "
                      "Address already in use"], done.stderr
-
-
-async def cli(*argv: str | Path) -> int:
-    """Run `sms-bridge ARGV` in a worker thread (it runs its own event loop) and return the exit code."""
-    return await asyncio.to_thread(main, [str(a) for a in argv])
 
 
 async def test_api_commands_reach_the_running_demo(tmp_path: Path, session: aiohttp.ClientSession,

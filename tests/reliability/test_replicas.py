@@ -16,7 +16,6 @@ import os
 import random
 import signal
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import aiohttp
 import asyncpg
 import pytest
 from ports import free_port
-from reliability_support import RECIPIENTS, Traffic, traffic_running
+from reliability_support import RECIPIENTS, Traffic, caught_up, check_promises, traffic_running
 from running_bridge import API_KEY, BridgeProcess, write_bridge_config
 from simulator_control import SimulatorControl
 from waiting import eventually
@@ -139,40 +138,9 @@ class Replicas:
             "UNION ALL SELECT 'outbox ' || state FROM outbox WHERE state = 'pending'")
         return [row[0] for row in rows]
 
-    async def settled(self, sink: Sink, sim: SimulatorControl, traffic: Traffic) -> None:
+    async def settled(self, sink: Sink, traffic: Traffic) -> None:
         """Wait (bounded) until the replicas have caught up with everything the traffic caused."""
-        wanted = {(n, body) for _, numbers, body in traffic.accepted for n in numbers} | set(traffic.pings)
-        missing: dict[str, set[str]] = {}
-
-        async def caught_up() -> bool:
-            events = await self.received_events()
-            sent = {(row["to"], row["body"]) for row in await sim.sent()}
-            missing.clear()
-            missing.update({
-                "inbound events": set(map(str, set(traffic.inbound) - set(events))),
-                "webhook deliveries": {i for ids in events.values() for i in ids} - set(sink.delivered()),
-                "pending work": set(await self.pending_work()),
-                "upstream sends": set(map(str, wanted - sent)),
-            })
-            return not any(missing.values())
-
-        try:
-            await eventually(caught_up, timeout=60, what="the replicas to catch up", interval=0.2)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; still missing: { {k: sorted(v)[:5] for k, v in missing.items() if v} }"
-                                 ) from None
-
-    async def check_promises(self, sink: Sink, sent: list[dict], traffic: Traffic) -> None:
-        """The end state the promises describe."""
-        events = await self.received_events()
-        assert {sms_id: len(ids) for sms_id, ids in events.items() if len(ids) != 1} == {}, "an SMS gave two events"
-        assert set(events) == set(traffic.inbound)
-        assert set(sink.delivered()) == {ids[0] for ids in events.values()}
-        per_text = Counter((row["to"], row["body"]) for row in sent)
-        assert {key: n for key, n in per_text.items() if n > 1} == {}, "an SMS went out twice"
-        for _, numbers, body in traffic.accepted:
-            assert all(per_text[(number, body)] == 1 for number in numbers), f"a 202 did not go out: {body}"
-        assert all(per_text[reply] == 1 for reply in traffic.pings), "a PING got no reply"
+        await caught_up(traffic, sink, self.received_events, self.pending_work, timeout=60)
 
 
 @pytest.fixture
@@ -215,8 +183,8 @@ async def test_sigkill_of_the_leader_loses_nothing_and_repeats_nothing(
             takeovers.append(await replicas.takeover_after(leader, killed_at))
             await leader.start(session)
     print("takeover times after SIGKILL of the leader (s):", " ".join(f"{t:.2f}" for t in takeovers))
-    await replicas.settled(sink, sim, traffic)
-    await replicas.check_promises(sink, await sim.sent(), traffic)
+    await replicas.settled(sink, traffic)
+    check_promises(traffic, sink, await replicas.received_events(), await sim.sent())
     assert len(traffic.accepted) > 20 and len(traffic.inbound) > 50, "too little traffic to prove anything"
 
 
@@ -236,5 +204,5 @@ async def test_a_paused_leader_commits_nothing_after_it_resumes(
         leader.process.send_signal(signal.SIGCONT)
         await eventually(lambda: role_of(session, leader.url), timeout=10, what="the resumed replica to answer")
         assert await role_of(session, leader.url) == "follower"
-    await replicas.settled(sink, sim, traffic)
-    await replicas.check_promises(sink, await sim.sent(), traffic)
+    await replicas.settled(sink, traffic)
+    check_promises(traffic, sink, await replicas.received_events(), await sim.sent())
