@@ -87,7 +87,7 @@ def _lines(text: str, indent: str) -> str:
 
 def write_bridge_config(directory: Path, sim_url: str, *, port: int = 0, overlap: str = "5m",
                         postgres_url: str | None = None, storage: str = "", server: str = "",
-                        api_key: str = API_KEY, sink_url: str | None = None, hook_path: str = HOOK_PATH,
+                        sink_url: str | None = None, hook_path: str = HOOK_PATH,
                         secret: str | None = None, retry: str = RETRY, replies: bool = True,
                         extra: str = "") -> Path:
     """A rules.yaml in `directory` for a bridge polling `sim_url` every 200 ms with a 500 ms gateway timeout, storing
@@ -97,7 +97,7 @@ def write_bridge_config(directory: Path, sim_url: str, *, port: int = 0, overlap
     sections). Returns the file's path."""
     where = f"url: {postgres_url}" if postgres_url else f"path: {directory / 'bridge.db'}"
     text = _CONFIG.format(sim_url=sim_url, overlap=overlap, storage=_lines(f"{where}\n{storage}", "  "), port=port,
-                          key=api_key, server=_lines(server, "  "))
+                          key=API_KEY, server=_lines(server, "  "))
     if sink_url is not None:
         text += _WEBHOOK.format(sink_url=sink_url, hook_path=hook_path, retry=retry,
                                 secret=f"    secret: {secret}" if secret else "")
@@ -112,10 +112,9 @@ def simulated_config(directory: Path, name: str, server: str = "") -> Path:
     """A config NAME.yaml of its own (ports, in-process simulator) over the shared ./bridge.db in `directory`;
     `server` adds lines under server:."""
     config = directory / f"{name}.yaml"
-    extra = "".join(f"  {line}\n" for line in server.splitlines())
     config.write_text(
         f"gateway:\n  device_id: 1576\n  simulator: {{inbound_every: 0, listen: '127.0.0.1:{free_port()}'}}\n"
-        f"server:\n  listen: 127.0.0.1:{free_port()}\n  api_keys: [{API_KEY}]\n{extra}"
+        f"server:\n  listen: 127.0.0.1:{free_port()}\n  api_keys: [{API_KEY}]\n{_lines(server, '  ')}\n"
         "storage:\n  path: ./bridge.db\n", encoding="utf-8")
     return config
 

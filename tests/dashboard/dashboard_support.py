@@ -14,23 +14,22 @@ from typing import Any, TypeVar
 
 import aiohttp
 import pytest
-from running_bridge import write_bridge_config
+from running_bridge import API_KEY, write_bridge_config
 from waiting import eventually
 
-API_KEY = "k-dashboard-0123456789"
 HOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 HOOK_PATH = "/events/t0ken-in-path"  # where on the sink the bridge posts its webhooks, a token in the path
 XSS = "<img src=x onerror=alert(1)>"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
 T = TypeVar("T")
 
+
 def write_dashboard_config(directory: Path, sim_url: str, sink_url: str, *, server: str = "",
                            retry: str = "[0s, 100ms]", postgres_url: str | None = None, extra: str = "") -> Path:
-    """The whole bridge's rules.yaml (write_bridge_config) with the dashboard's key, each inbound SMS signed to the
-    sink's HOOK_PATH (retried on `retry`) and no reply rule; `server` lines, `postgres_url` and `extra` as there."""
-    return write_bridge_config(directory, sim_url, postgres_url=postgres_url, server=server, api_key=API_KEY,
-                               sink_url=sink_url, hook_path=HOOK_PATH, secret=HOOK_SECRET, retry=retry,
-                               replies=False, extra=extra)
+    """The whole bridge's rules.yaml (write_bridge_config), each inbound SMS signed to the sink's HOOK_PATH (retried
+    on `retry`) and no reply rule; `server` lines, `postgres_url` and `extra` as there."""
+    return write_bridge_config(directory, sim_url, postgres_url=postgres_url, server=server, sink_url=sink_url,
+                               hook_path=HOOK_PATH, secret=HOOK_SECRET, retry=retry, replies=False, extra=extra)
 
 
 def csrf_of(page: str) -> str:

@@ -9,8 +9,8 @@ import asyncio
 import os
 from pathlib import Path
 
-from dashboard_support import API_KEY, HOOK_PATH, XSS, Browser
-from running_bridge import RunningBridge
+from dashboard_support import HOOK_PATH, XSS, Browser
+from running_bridge import API_KEY, RunningBridge
 from simulator_control import SimulatorControl
 from waiting import eventually
 from webhook_sink import Reply, Sink

@@ -10,8 +10,8 @@ import time
 from typing import Any
 
 import aiohttp
-from dashboard_support import API_KEY, HOOK_PATH, HOOK_SECRET, XSS, Dashboard, csrf_of
-from running_bridge import RunningBridge
+from dashboard_support import HOOK_PATH, HOOK_SECRET, XSS, Dashboard, csrf_of
+from running_bridge import API_KEY, RunningBridge
 from simulator_control import SimulatorControl
 from waiting import eventually
 from webhook_sink import Reply, Sink

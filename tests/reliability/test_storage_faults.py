@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from reliability_support import database_locked, read_db, run_python
 from running_bridge import RunningBridge, run_to_exit, running_bridge, simulated_config, spawn_run
+from sample_rows import a_send
 from simulator_control import SimulatorControl
 from waiting import eventually
 
@@ -30,11 +31,6 @@ from bridge.store import (
 )
 
 BUSY_MS = 200  # a short busy_timeout: a locked database is reported in a fraction of a second
-
-
-def a_send(send_id: str, body: str = "hello") -> NewSend:
-    """A queued send to one number."""
-    return NewSend(send_id, "api", ("+4915752982212",), body, 1576, 0)
 
 
 async def queue(store: Store, *sends: NewSend, now: float = 1_000.0) -> None:
@@ -355,7 +351,7 @@ async def test_a_nul_in_a_body_is_kept_whole_by_grouped_inserts(store: Store) ->
     """A text with NUL characters queued with insert_sends is stored whole."""
     body = "Hel\x00lo\x01a\x01b \x00"
     async with store.transaction() as db:
-        await db.insert_sends([a_send("msg_nul", body)], 1_000.0)
+        await db.insert_sends([a_send("msg_nul", body=body)], 1_000.0)
     assert (await store.fetch_one("SELECT body FROM sends"))[0] == body
 
 

@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from sample_rows import NOW, a_message, a_send
 
 from bridge.store import (
     SCHEMA_VERSION,
@@ -32,16 +33,6 @@ from bridge.store.postgres import PostgresStore
 from bridge.store.postgres.backend import WRITE_LOCK
 
 BOTH_ENGINES = True  # every test runs on SQLite, then on PostgreSQL
-NOW = 1_800_000_000.0
-
-
-def a_send(send_id: str, *numbers: str, body: str = "hello") -> NewSend:
-    return NewSend(send_id, "api", numbers or ("+4915752982212",), body, 1576, 0)
-
-
-def a_message(sms_id: int, direction: str = "in", status: int = 5, created_ts: float = NOW) -> tuple:
-    return (sms_id, direction, "+4915752982212", f"text {sms_id}", 1576, 0, status, None,
-            "2027-01-15T08:00:00+00:00", created_ts, created_ts, None)
 
 
 async def add_event(store: Store, event_id: str, *deliveries: NewDelivery) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from test_contract import NOW, a_message, a_send
+from sample_rows import NOW, a_message, a_send
 
 from bridge.pool import EXHAUSTED
 from bridge.store import NewSend, Store

@@ -7,8 +7,9 @@ from collections.abc import Awaitable, Callable
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sample_rows import NOW, a_message
 
-from bridge.store import DeviceRecord, PostgresStore, SqliteStore, Store
+from bridge.store import DeviceRecord, SqliteStore, Store
 from bridge.store.dashboard import DashboardReads, MessageFilter
 from bridge.store.migrations import (
     DEVICES_FOLLOWED_AT,
@@ -21,13 +22,7 @@ from bridge.store.migrations import (
 )
 
 BOTH_ENGINES = True  # every test runs on SQLite, then on PostgreSQL
-NOW = 1_800_000_000.0
 Opener = Callable[[], Awaitable[Store]]
-
-
-def a_message(sms_id: int, body: str, created_ts: float = NOW) -> tuple:
-    return (sms_id, "in", "+4915752982212", body, 1576, 0, 5, None, "2027-01-15T08:00:00+00:00", created_ts,
-            created_ts, None)
 
 
 async def _back_to(store: Store, version: int) -> None:
@@ -66,7 +61,7 @@ async def test_events_an_older_bridge_stored_learn_their_sms_on_upgrade(open_sto
     about no SMS, or with a payload that is not JSON, stays without one."""
     store = await open_store()
     async with store.transaction() as tx:
-        await tx.insert_messages([a_message(41, "hello")])
+        await tx.insert_messages([a_message(41, body="hello")])
         await tx.insert_events([
             ("evt_a", "k-a", "sms.received", json.dumps({"type": "sms.received", "sms": {"id": 41}}), NOW, None),
             ("evt_b", "k-b", "sms.status", json.dumps({"type": "sms.status", "sms": {"id": 41}}), NOW + 1, None),
@@ -110,7 +105,7 @@ async def test_messages_stored_before_the_text_index_are_found_through_it(open_s
     """The upgrade indexes the bodies already stored: a search that must use the index finds them."""
     store = await open_store()
     async with store.transaction() as tx:
-        await tx.insert_messages([a_message(1, "Your parcel is on its way"), a_message(2, "hello")])
+        await tx.insert_messages([a_message(1, body="Your parcel is on its way"), a_message(2, body="hello")])
     await _back_to(store, TEXT_INDEXED_AT - 1)
     await store.close()
     store = await open_store()
@@ -137,7 +132,7 @@ async def test_text_search_finds_every_body_containing_the_term(store: Store, bo
     character itself), through the scan or the index alike; a shorter one finds them among the rows scanned."""
     first = int((await store.fetch_one("SELECT coalesce(max(id), 0) FROM messages"))[0]) + 1
     async with store.transaction() as tx:
-        await tx.insert_messages([a_message(first + i, body, NOW + first + i) for i, body in enumerate(bodies)])
+        await tx.insert_messages([a_message(first + i, created_ts=NOW + first + i, body=body) for i, body in enumerate(bodies)])
     body = data.draw(st.sampled_from(bodies))
     start = data.draw(st.integers(0, len(body)))
     term = data.draw(st.one_of(st.just(body[start:start + data.draw(st.integers(1, 8))]), _TEXT))
