@@ -272,7 +272,7 @@ def moves_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 async def test_a_move_whose_transaction_does_not_commit_is_not_logged(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: Sim,
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], sim: SimulatorControl,
         caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """A's phone gets a new id, but the device check that finds it cannot commit: no move is logged or kept; the
     next device check records it and logs it once."""
