@@ -33,13 +33,14 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bridge.appkeys import CONFIG, METRICS, SENDER, STORE
+from bridge.appkeys import CONFIG, METRICS, SENDER, STORE, TEMPLATES
 from bridge.config import load_config
 from bridge.gateway.client import GatewayClient
 from bridge.metrics import Metrics
 from bridge.sender import Sender
 from bridge.server import setup_api
 from bridge.store import SqliteStore
+from bridge.templating import TemplateEngine
 
 API_KEY = "bench-key-0123456789abcdef"
 TEXT = "Disk 91% full on db1"
@@ -105,6 +106,7 @@ async def bridge_app(directory: Path) -> tuple[web.Application, list[Any]]:
     app = web.Application(client_max_size=config.server.max_request_bytes)
     app[CONFIG], app[STORE], app[METRICS] = config, store, metrics
     app[SENDER] = Sender(config, store, gateway, metrics)
+    app[TEMPLATES] = TemplateEngine(config.templates_dir, default_region=config.gateway.default_region)
     setup_api(app)
     return app, [store.close, session.close]
 

@@ -43,6 +43,7 @@ def build_app(config: Config, *, clock: Callable[[], float] = time.time) -> web.
     app = web.Application(client_max_size=config.server.max_request_bytes)
     app[appkeys.CONFIG] = config
     app[appkeys.METRICS] = Metrics()
+    app[appkeys.TEMPLATES] = TemplateEngine(config.templates_dir, default_region=config.gateway.default_region)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_http_ctx)
     app.cleanup_ctx.append(_upstream_ctx)
@@ -110,7 +111,7 @@ def _workers_ctx(clock: Callable[[], float]) -> Callable[[web.Application], Asyn
     async def workers(app: web.Application) -> AsyncIterator[None]:
         config = app[appkeys.CONFIG]
         store, gateway, metrics = app[appkeys.STORE], app[appkeys.GATEWAY], app[appkeys.METRICS]
-        engine = TemplateEngine(config.templates_dir, default_region=config.gateway.default_region)
+        engine = app[appkeys.TEMPLATES]
         router = Router.for_config(config, engine)
         sender = Sender(config, store, gateway, metrics, clock)
         delivery = DeliveryWorker(config, store, app[appkeys.HTTP], engine, gateway, metrics, clock)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from bridge.poller import Poller
     from bridge.sender import Sender
     from bridge.store import Store
+    from bridge.templating import TemplateEngine
 
 CONFIG = web.AppKey("config", "Config")
 STORE = web.AppKey("store", "Store")
@@ -25,3 +26,4 @@ METRICS = web.AppKey("metrics", "Metrics")
 POLLER = web.AppKey("poller", "Poller")
 SENDER = web.AppKey("sender", "Sender")
 DELIVERY = web.AppKey("delivery", "DeliveryWorker")
+TEMPLATES = web.AppKey("templates", "TemplateEngine")  # the one engine of rule, webhook and hook templates

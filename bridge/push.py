@@ -20,7 +20,6 @@ bridge cannot hold (past 64 bits, no UTC instant) is a 400 naming its field.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 from collections.abc import Mapping
 from datetime import datetime, tzinfo
@@ -30,6 +29,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from bridge.appkeys import CONFIG, POLLER
+from bridge.bodies import ApiProblem, within_read_timeout
 from bridge.gateway import parse
 from bridge.gateway.models import Sms, Status
 from bridge.pipeline import Observation, SmsSeen, StatusSeen
@@ -57,12 +57,10 @@ async def gateway_push(request: web.Request) -> web.Response:
         return web.json_response({"error": "not found"}, status=404)
     poller = request.app[POLLER]
     try:
-        async with asyncio.timeout(config.server.read_timeout):
-            fields = await _fields(request)
+        fields = await within_read_timeout(_fields(request), config.server)
         observation = parse_push(fields, ZoneInfo(config.gateway.timezone), poller.clock())
-    except TimeoutError:
-        return web.json_response({"error": f"the request body did not arrive within {config.server.read_timeout:g}s",
-                                  "field": None}, status=408)
+    except ApiProblem as problem:
+        return problem.response()
     except PushError as exc:
         return web.json_response({"error": exc.message, "field": exc.field}, status=400)
     try:

@@ -34,7 +34,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bridge.numbers import e164
-from bridge.appkeys import CONFIG, METRICS, POLLER, SENDER, STORE
+from bridge.appkeys import CONFIG, METRICS, POLLER, SENDER, STORE, TEMPLATES
+from bridge.bodies import ApiProblem, error_response, within_read_timeout
 from bridge.config import Config, InboundConfig, PoolConfig, Rate, ServerConfig
 from bridge.gateway import parse
 from bridge.gateway.models import Status
@@ -70,28 +71,6 @@ _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +(\S+)\s*")
 _KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 _ALERT_STATUSES = ("firing", "resolved")
 SCOPE = web.RequestKey("api_scope", str)
-
-
-class ApiProblem(Exception):
-    """A request the API answers with an error: the status, a message for people and the field at fault."""
-
-    def __init__(self, status: int, message: str, field: str | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.field = field
-        self.headers = dict(headers or {})
-
-    def response(self) -> web.Response:
-        """The JSON error answer."""
-        return error_response(self.status, self.message, self.field, self.headers)
-
-
-def error_response(status: int, message: str, field: str | None = None,
-                   headers: Mapping[str, str] | None = None) -> web.Response:
-    """`{"error": message, "field": field}` with `status`."""
-    return web.json_response({"error": message, "field": field}, status=status, headers=headers)
 
 
 @dataclass(slots=True)
@@ -141,15 +120,15 @@ API = web.AppKey("api", _Api)
 
 
 def setup_api(app: web.Application) -> None:
-    """Add the API's routes and middleware to `app` (app[CONFIG] and app[METRICS] must be set; the store,
-    sender and poller are read per request)."""
+    """Add the API's routes and middleware to `app` (app[CONFIG], app[METRICS] and app[TEMPLATES] must be set;
+    the store, sender and poller are read per request)."""
     config = app[CONFIG]
     server = config.server
     app[API] = _Api(
         config=config,
         keys=tuple(key.reveal().encode() for key in server.api_keys),
         limiter=RateLimiter(server.rate_limit) if server.rate_limit is not None else None,
-        engine=TemplateEngine(config.templates_dir, default_region=config.gateway.default_region),
+        engine=app[TEMPLATES],
         zone=ZoneInfo(config.gateway.timezone),
         openapi=json.dumps(openapi_document(config), indent=1).encode(),
         metrics=app[METRICS],
@@ -324,11 +303,7 @@ def _require_json(request: web.Request) -> None:
 async def read_body(request: web.Request, server: ServerConfig) -> bytes:
     """The request body: 413 as soon as it is longer than server.max_request_bytes, 408 when it has not
     arrived whole within server.read_timeout."""
-    try:
-        async with asyncio.timeout(server.read_timeout):
-            return await _body_bytes(request, server.max_request_bytes)
-    except TimeoutError:
-        raise ApiProblem(408, f"the request body did not arrive within {server.read_timeout:g}s") from None
+    return await within_read_timeout(_body_bytes(request, server.max_request_bytes), server)
 
 
 async def _body_bytes(request: web.Request, limit: int) -> bytes:

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from waiting import WAIT, eventually
 
-from bridge.appkeys import CONFIG, GATEWAY, HTTP, METRICS, POLLER, SENDER, STORE
+from bridge.appkeys import CONFIG, GATEWAY, HTTP, METRICS, POLLER, SENDER, STORE, TEMPLATES
 from bridge.config import Config, load_config
 from bridge.gateway.client import GatewayClient
 from bridge.metrics import Metrics
@@ -162,14 +162,15 @@ async def start_bridge(config: Config, *, start_sender: bool = True, in_doubt_af
                             timeout=config.gateway.timeout)
     metrics = Metrics()
     sender = Sender(config, store, gateway, metrics, clock, in_doubt_after=in_doubt_after)
-    router = Router.for_config(config, TemplateEngine(config.templates_dir))
+    engine = TemplateEngine(config.templates_dir, default_region=config.gateway.default_region)
+    router = Router.for_config(config, engine)
     pipeline = Pipeline(store, router, config.safety, metrics, clock, default_region=config.gateway.default_region)
     pipeline.on_sends = sender.wake
     pipeline.learn_ids = sender.learn_listed
     poller = Poller(config, store, gateway, pipeline, metrics, clock)
     app = web.Application(client_max_size=config.server.max_request_bytes)
     app[CONFIG], app[STORE], app[HTTP], app[GATEWAY] = config, store, session, gateway
-    app[METRICS], app[SENDER], app[POLLER] = metrics, sender, poller
+    app[METRICS], app[SENDER], app[POLLER], app[TEMPLATES] = metrics, sender, poller, engine
     setup_api(app)
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -61,12 +62,17 @@ async def test_a_body_with_visible_text_among_invisible_characters_is_accepted(b
     assert response.status == 202
 
 
+PUSH_SECRET = "push-secret-123"
+
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/hooks/plain", f"/v1/gateway/{PUSH_SECRET}"])
 async def test_a_body_sent_slowly_is_cut_off_with_a_json_408(
-        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]]) -> None:
-    """A client that sends its body a byte at a time is answered 408 once server.read_timeout has passed."""
-    bridge = await bridges(make_config(server="read_timeout: 1s"))
+        make_config: Callable[..., Config], bridges: Callable[..., Awaitable[Bridge]], path: str) -> None:
+    """A client that sends its body a byte at a time, to a send, a hook or the push path, is answered a JSON 408
+    once server.read_timeout has passed."""
+    bridge = await bridges(make_config(server="read_timeout: 1s", gateway=f"webhook_secret: {PUSH_SECRET}"))
     reader, writer = await asyncio.open_connection(bridge.client.host, bridge.client.port)
-    writer.write(f"POST /v1/messages HTTP/1.1\r\nHost: bridge\r\nAuthorization: Bearer {API_KEY}\r\n"
+    writer.write(f"POST {path} HTTP/1.1\r\nHost: bridge\r\nAuthorization: Bearer {API_KEY}\r\n"
                  f"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n".encode())
     started = time.monotonic()
     sending = asyncio.create_task(trickle(writer, lambda _: b" "))
@@ -78,7 +84,7 @@ async def test_a_body_sent_slowly_is_cut_off_with_a_json_408(
     assert time.monotonic() - started < 3
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408") and b"application/json" in head, answer
-    assert b"did not arrive" in body
+    assert json.loads(body) == {"error": "the request body did not arrive within 1s", "field": None}
 
 
 @pytest.fixture
