@@ -188,6 +188,30 @@ async def spawn_run(config: Path, *options: str, **streams: Any) -> asyncio.subp
                                                 cwd=REPO, **streams)
 
 
+@contextlib.asynccontextmanager
+async def interrupted_run(config: Path, *options: str, **streams: Any) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`sms-bridge run -c CONFIG OPTIONS` as a child process for the duration of the block (spawn_run's `streams`),
+    then Ctrl-C (SIGINT) and its exit waited for (bounded)."""
+    process = await spawn_run(config, *options, **streams)
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(process.wait(), 30)
+
+
+async def stderr_until(process: asyncio.subprocess.Process, text: str) -> list[str]:
+    """The lines `process` writes to its stderr pipe up to the first that contains `text`, each waited for
+    (bounded); the test fails, showing them, if the pipe closes first."""
+    assert process.stderr is not None
+    lines: list[str] = []
+    while not any(text in line for line in lines):
+        line = await asyncio.wait_for(process.stderr.readline(), 30)
+        assert line, "".join(lines)
+        lines.append(line.decode())
+    return lines
+
+
 @dataclass
 class BridgeProcess:
     """`python -m bridge run -c CONFIG` as a child process, its output appended to a log file."""

@@ -4,7 +4,6 @@ is lost; the API commands given the same config talk to it."""
 from __future__ import annotations
 
 import asyncio
-import signal
 import socket
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import aiohttp
 import pytest
 from command_line import cli
 from ports import free_port
-from running_bridge import API_KEY, RunningBridge, run_to_exit, running_bridge, spawn_run
+from running_bridge import API_KEY, RunningBridge, interrupted_run, run_to_exit, running_bridge, stderr_until
 from waiting import eventually
 
 from bridge.appkeys import STORE
@@ -125,17 +124,9 @@ async def test_example_key_on_a_reachable_address_is_warned_about(tmp_path: Path
     config, _ = write_demo(tmp_path)
     config.write_text(config.read_text().replace(f'server: {{api_keys: ["{API_KEY}"]}}',
                                                  f'server: {{listen: "0.0.0.0:{free_port()}", api_keys: [change-me]}}'))
-    process = await spawn_run(config, stderr=asyncio.subprocess.PIPE)
-    lines: list[str] = []
-    try:
-        while not any("http: listening" in line for line in lines):
-            line = await asyncio.wait_for(process.stderr.readline(), 30)  # type: ignore[union-attr]
-            assert line, "".join(lines)
-            lines.append(line.decode())
+    async with interrupted_run(config, stderr=asyncio.subprocess.PIPE) as process:
+        lines = await stderr_until(process, "http: listening")
         lines.append((await asyncio.wait_for(process.stderr.readline(), 30)).decode())  # type: ignore[union-attr]
-    finally:
-        process.send_signal(signal.SIGINT)
-        await asyncio.wait_for(process.wait(), 30)
     warning = lines[-1]
     assert " WARNING bridge.app: http: the API accepts the example key" in warning and "BRIDGE_API_KEY" in warning
     assert "change-me" not in "".join(lines)
@@ -150,13 +141,8 @@ async def test_run_serves_on_the_event_loop_it_names(loop: str, tmp_path: Path,
     port = free_port()
     config.write_text(config.read_text().replace(f'server: {{api_keys: ["{API_KEY}"]}}',
                                                  f'server: {{listen: "127.0.0.1:{port}", api_keys: ["{API_KEY}"]}}'))
-    process = await spawn_run(config, "--loop", loop, stderr=asyncio.subprocess.PIPE)
-    lines: list[str] = []
-    try:
-        while not any("http: listening" in line for line in lines):
-            line = await asyncio.wait_for(process.stderr.readline(), 30)  # type: ignore[union-attr]
-            assert line, "".join(lines)
-            lines.append(line.decode())
+    async with interrupted_run(config, "--loop", loop, stderr=asyncio.subprocess.PIPE) as process:
+        lines = await stderr_until(process, "http: listening")
         async with session.post(f"http://127.0.0.1:{port}/v1/messages", json={"to": "+4915752982212", "body": "Hi"},
                                 headers={"Authorization": f"Bearer {API_KEY}"}) as answer:
             assert answer.status == 202
@@ -166,7 +152,4 @@ async def test_run_serves_on_the_event_loop_it_names(loop: str, tmp_path: Path,
                 return [row["body"] for row in await listed.json()]
 
         assert await eventually(sent, what="the send at the simulator") == ["Hi"]
-    finally:
-        process.send_signal(signal.SIGINT)
-        await asyncio.wait_for(process.wait(), 30)
     assert any(f"bridge: running on the {loop} event loop" in line for line in lines), "".join(lines)
