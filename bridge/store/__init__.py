@@ -44,7 +44,7 @@ async def open_store(storage: StorageConfig, *, default_region: str | None = Non
     """Open (creating and migrating if needed) the database `storage` names; `default_region` reads numbers
     stored without a country code (gateway.default_region)."""
     if storage.url is not None:
-        return await PostgresStore.open(storage.url.reveal(), default_region=default_region)
+        return await PostgresStore.open(storage.url.reveal(), lease=storage.lease, default_region=default_region)
     return await SqliteStore.open(storage.path, storage.synchronous, default_region=default_region)
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+
+import pytest
 
 from bridge.leadership import Leadership
-from bridge.store import NewDelivery, NewSend, Store
+from bridge.store import NewDelivery, NewSend, PostgresStore, Store, StoreError
 
 NOW = 1_800_000_000.0
 
@@ -94,3 +98,42 @@ async def test_an_idempotency_key_runs_on_one_replica_at_a_time(replicas: tuple[
         await tx.save_answers([("scope", "k", "hash", 202, "{}")], NOW)
     assert not await a.claim_key("scope", "k", NOW + 1, NOW - 86400)
     assert (await a.get_answer("scope", "k", NOW - 1))["status"] == 202
+
+
+async def test_a_replica_stalled_inside_a_transaction_holds_the_others_up_no_longer_than_its_lease(
+        postgres_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A replica that stops inside a write transaction (paused, frozen, cut off) has its session ended by the
+    writers it keeps waiting once it has stood still for a lease: their writes all go on (none ends another that
+    has just got the lock), and the stalled transaction, when it wakes, fails having written nothing."""
+    lease = 0.5
+    stalled, *others = [await PostgresStore.open(postgres_url, lease=lease) for _ in range(4)]
+    inside, wake = asyncio.Event(), asyncio.Event()
+
+    async def stall() -> None:
+        async with stalled.transaction() as tx:
+            await tx.set_cursor("stalled", "never")
+            inside.set()
+            await wake.wait()
+
+    async def write(store: Store, name: str) -> None:
+        async with store.transaction() as tx:
+            await tx.set_cursor(name, "written")
+
+    stopped = asyncio.create_task(stall())
+    try:
+        await asyncio.wait_for(inside.wait(), 10)
+        began = time.monotonic()
+        async with asyncio.timeout(10 * lease):
+            await asyncio.gather(*(write(store, f"replica {i}") for i, store in enumerate(others)))
+        assert time.monotonic() - began < 3 * lease
+        wake.set()
+        with pytest.raises(StoreError):
+            await stopped
+        assert [await others[0].get_cursor(f"replica {i}") for i in range(len(others))] == ["written"] * len(others)
+        assert await others[0].get_cursor("stalled") is None
+        assert len({r.args[0] for r in caplog.records if "ended PostgreSQL session" in r.msg}) == 1
+    finally:
+        wake.set()
+        await asyncio.gather(stopped, return_exceptions=True)
+        for store in (stalled, *others):
+            await store.close()
