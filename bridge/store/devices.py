@@ -11,6 +11,28 @@ from bridge.store.access import Access
 from bridge.store.records import DeviceRecord, Row
 
 
+# The device check's writes, in SQLite's `?` spelling (PostgreSQL's backend numbers the placeholders).
+UPSERT_DEVICES = (
+    "INSERT INTO devices (id, title, online, last_seen_ts, numbers, imei, serial, sms_delay, updated_ts) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET title = excluded.title, online = excluded.online, "
+    "last_seen_ts = excluded.last_seen_ts, numbers = excluded.numbers, imei = excluded.imei, "
+    "serial = excluded.serial, sms_delay = excluded.sms_delay, moved_to = NULL, updated_ts = excluded.updated_ts"
+)
+MOVE_DEVICES = "UPDATE devices SET moved_to = ?, updated_ts = ? WHERE id = ?"
+
+
+def upsert_rows(rows: Iterable[DeviceRecord], now: float) -> list[tuple]:
+    """UPSERT_DEVICES's parameters for `rows`."""
+    return [(d.id, d.title, int(d.online), d.last_seen_ts, d.numbers, d.imei, d.serial, d.sms_delay, now)
+            for d in rows]
+
+
+def move_rows(moves: Iterable[tuple[int, int]], now: float) -> list[tuple]:
+    """MOVE_DEVICES's parameters for (old id, new id) pairs."""
+    return [(new, now, old) for old, new in moves]
+
+
 class DeviceOps(ABC):
     """Device statements inside a transaction."""
 

@@ -25,6 +25,18 @@ class MemberCounts:
     known_numbers: frozenset[str] = frozenset()
 
 
+# An SMS handed upstream on a member, in SQLite's `?` spelling (PostgreSQL's backend numbers the placeholders).
+COUNT_DAILY = ("INSERT INTO pool_daily (device_id, sim, day, sent) VALUES (?, ?, ?, 1) "
+               "ON CONFLICT (device_id, sim, day) DO UPDATE SET sent = pool_daily.sent + 1")
+COUNT_MONTHLY = "INSERT INTO pool_monthly (device_id, sim, month, number) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
+
+
+def count_rows(sends: Iterable[tuple[int, int, str]], day: str, month: str) -> tuple[list[tuple], list[tuple]]:
+    """COUNT_DAILY's and COUNT_MONTHLY's parameters for SMS handed upstream as (device_id, sim, number)."""
+    sends = list(sends)
+    return [(device, sim, day) for device, sim, _ in sends], [(device, sim, month, n) for device, sim, n in sends]
+
+
 class PoolOps(ABC):
     """Pool statements inside a transaction."""
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,6 +26,7 @@ from bridge.store.base import Store, Tx, replica_name
 from bridge.store.errors import SchemaTooNew, StoreError, StoreRejected, StoreUnavailable
 from bridge.store.migrations import MIGRATIONS, SCHEMA_VERSION, for_postgres, statements, upgrade_rows
 from bridge.store.postgres.cursors import PostgresCursors
+from bridge.store.postgres.dialect import numbered
 from bridge.store.postgres.devices import PostgresDevices
 from bridge.store.postgres.events import PostgresEvents
 from bridge.store.postgres.idempotency import PostgresIdempotency
@@ -238,20 +238,6 @@ async def _hold_any_text(db: asyncpg.Connection) -> None:
 
 def _storable_text(value: str) -> str:
     return value.replace("\x00", "\ufffd")
-
-
-def numbered(sql: str) -> str:
-    """`sql` with each `?` placeholder outside quotes as $1, $2…, PostgreSQL's spelling."""
-    parts = re.split(r"('(?:[^']|'')*')", sql)
-    count = 0
-    for i in range(0, len(parts), 2):
-        pieces = parts[i].split("?")
-        text = pieces[0]
-        for piece in pieces[1:]:
-            count += 1
-            text += f"${count}{piece}"
-        parts[i] = text
-    return "".join(parts)
 
 
 def postgres_where(url: str) -> str:

@@ -7,8 +7,11 @@ from collections.abc import Iterable
 import asyncpg
 
 from bridge.pool import EXHAUSTED
-from bridge.store.pool import MemberCounts, PoolOps
+from bridge.store.pool import COUNT_DAILY, COUNT_MONTHLY, MemberCounts, PoolOps, count_rows
+from bridge.store.postgres.dialect import numbered
 from bridge.store.records import Row
+
+_COUNT_DAILY, _COUNT_MONTHLY = numbered(COUNT_DAILY), numbered(COUNT_MONTHLY)
 
 
 class PostgresPool(PoolOps):
@@ -35,16 +38,9 @@ class PostgresPool(PoolOps):
 
     async def count_pool_sends(self, sends: Iterable[tuple[int, int, str]], day: str, month: str) -> None:
         """Count SMS handed upstream now as (device_id, sim, number)."""
-        sends = list(sends)
-        await self._db.executemany(
-            "INSERT INTO pool_daily (device_id, sim, day, sent) VALUES ($1, $2, $3, 1) "
-            "ON CONFLICT (device_id, sim, day) DO UPDATE SET sent = pool_daily.sent + 1",
-            [(device, sim, day) for device, sim, _ in sends],
-        )
-        await self._db.executemany(
-            "INSERT INTO pool_monthly (device_id, sim, month, number) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            [(device, sim, month, number) for device, sim, number in sends],
-        )
+        daily, monthly = count_rows(sends, day, month)
+        await self._db.executemany(_COUNT_DAILY, daily)
+        await self._db.executemany(_COUNT_MONTHLY, monthly)
 
     async def uncount_pool_sends(self, sends: Iterable[tuple[int, int]], day: str) -> None:
         """Take back one SMS each of `day`, as (device_id, sim)."""
